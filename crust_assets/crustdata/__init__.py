@@ -1,0 +1,80 @@
+"""Crustdata batch contact-enrich API client (pure Python + httpx; no Dagster here).
+
+Public names are re-exported from the modules: ``client`` (CrustdataClient),
+``models`` (documents and FIELDS), ``records`` (result line parser), ``errors``,
+``redact`` (URL/log redaction).
+"""
+
+from .client import (
+    API_VERSION,
+    DEFAULT_BASE_URL,
+    MAX_URLS_PER_JOB,
+    CrustdataClient,
+    find_submitted_batch,
+)
+from .errors import (
+    AmbiguousSubmissionError,
+    AuthenticationError,
+    CrustdataError,
+    DownloadError,
+    InsufficientCreditsError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ReconciliationError,
+    ResultParseError,
+    ServerError,
+    TooManyActiveJobsError,
+    TransportError,
+)
+from .models import (
+    FIELD_CREDITS,
+    FIELDS,
+    BatchStatus,
+    Email,
+    ResultRecord,
+    SubmitResponse,
+    leaf_fields,
+    max_credits_per_record,
+)
+from .records import parse_result_line
+from .redact import install_log_redaction, redact_text, redact_url
+
+__all__ = [
+    "API_VERSION",
+    "DEFAULT_BASE_URL",
+    "FIELDS",
+    "FIELD_CREDITS",
+    "MAX_URLS_PER_JOB",
+    "AmbiguousSubmissionError",
+    "AuthenticationError",
+    "BatchStatus",
+    "CrustdataClient",
+    "CrustdataError",
+    "DownloadError",
+    "Email",
+    "InsufficientCreditsError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "ReconciliationError",
+    "ResultParseError",
+    "ResultRecord",
+    "ServerError",
+    "SubmitResponse",
+    "TooManyActiveJobsError",
+    "TransportError",
+    "find_submitted_batch",
+    "install_log_redaction",
+    "leaf_fields",
+    "max_credits_per_record",
+    "parse_result_line",
+    "redact_text",
+    "redact_url",
+]
+
+# Redact pre-signed URLs in httpx/httpcore logs as soon as this package is imported
+# (each CrustdataClient installs it again; it is idempotent).
+install_log_redaction()

@@ -1,0 +1,133 @@
+"""No API key and no pre-signed signature in any log, repr, exception text or traceback.
+
+The emulator requires one distinctive key; a full submit/poll/download run plus
+the error paths (wrong key, 404, rate limit, expired URL, truncated download,
+lost submit answer) run with every logger at DEBUG, captured both by caplog and
+by a plain stderr handler (what ``logging.basicConfig`` users would see).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from crust_assets.crustdata import (
+    AmbiguousSubmissionError,
+    AuthenticationError,
+    CrustdataClient,
+    CrustdataError,
+    DownloadError,
+    NotFoundError,
+)
+from crust_assets.emulator import EmulatorProcess
+
+KEY = "sk-test-UNMISTAKABLE-7f3a"
+SIGNATURE = re.compile(r"X-Amz-Signature=(?!<redacted>)", re.IGNORECASE)
+
+
+@pytest.fixture
+def stderr_logging() -> Iterator[None]:
+    """Root logger at DEBUG with a handler on (pytest-captured) stderr."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+def assert_clean(text: str, what: str) -> None:
+    assert KEY not in text, f"API key leaked into {what}"
+    assert not SIGNATURE.search(text), f"pre-signed URL signature leaked into {what}"
+
+
+def test_no_key_or_signature_anywhere(
+    emulator_factory: Callable[..., EmulatorProcess],
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    stderr_logging: None,
+) -> None:
+    emulator = emulator_factory(api_key=KEY, url_expiry_seconds=2)
+    assert emulator.api_key == KEY
+    caplog.set_level(logging.DEBUG)
+    errors: list[BaseException] = []
+    urls = [f"https://www.linkedin.com/in/secret-test-{i}" for i in range(4)]
+
+    client = CrustdataClient(KEY, emulator.base_url, timeout=5.0, backoff_base=0.05)
+    with client:
+        # Full run: submit, poll, download (signed URLs go through httpx's request log).
+        batch_id = client.submit(urls, ["business_email", "personal_contact_info"]).batch_id
+        batch = client.wait_until_terminal(batch_id, poll_interval=0.1, timeout=10)
+        assert batch.download_url and "X-Amz-Signature=" in batch.download_url
+        assert len(list(client.iter_results(batch))) == 4
+        assert_clean(repr(batch), "repr(BatchStatus)")
+
+        # Rate limited once (retried), then fine.
+        emulator.admin.set_faults(rate_limit_burst=1, rate_limit_reset_seconds=0.1)
+        client.status(batch_id)
+
+        # Expired URL: refreshed through status().
+        time.sleep(2.1)
+        assert len(list(client.iter_results(batch))) == 4
+
+        # Truncated download: DownloadError mentions the (redacted) URL.
+        emulator.admin.set_faults(truncate_next_downloads=1)
+        fresh = client.status(batch_id)
+        with pytest.raises(DownloadError) as info:
+            list(client.iter_results(fresh))
+        errors.append(info.value)
+
+        # Unknown batch.
+        with pytest.raises(NotFoundError) as info:
+            client.status("00000000-0000-4000-8000-000000000000")
+        errors.append(info.value)
+
+        # Lost submit answer.
+        emulator.admin.set_faults(delay_next_submits=1, submit_delay_seconds=0.8)
+        with CrustdataClient(KEY, emulator.base_url, timeout=0.3) as impatient:
+            with pytest.raises(AmbiguousSubmissionError) as info:
+                impatient.submit(urls[:1], ["business_email"])
+            errors.append(info.value)
+            assert_clean(repr(impatient), "repr(client)")
+
+        assert_clean(repr(client), "repr(client)")
+        assert_clean(repr(vars(client)), "vars(client)")
+
+    # A wrong key: the error names neither key.
+    wrong = "sk-test-WRONG-KEY-0000"
+    with CrustdataClient(wrong, emulator.base_url) as other:
+        with pytest.raises(AuthenticationError) as info:
+            other.status(batch_id)
+        errors.append(info.value)
+        assert wrong not in repr(other)
+    assert wrong not in str(info.value)
+
+    for err in errors:
+        assert isinstance(err, CrustdataError)
+        assert_clean(str(err), f"str({type(err).__name__})")
+        assert_clean(repr(err), f"repr({type(err).__name__})")
+        formatted = "".join(traceback.format_exception(err))
+        assert_clean(formatted, f"traceback of {type(err).__name__}")
+        assert wrong not in formatted
+
+    captured = capsys.readouterr()
+    logged = caplog.text
+    # The logs really did record the traffic (so the checks below are not vacuous).
+    assert "HTTP Request: GET" in logged and "_files/" in logged
+    assert "part-000.jsonl.gz?<redacted>" in logged
+    assert "HTTP Request: GET" in captured.err
+    for text, what in ((logged, "caplog"), (captured.out, "stdout"), (captured.err, "stderr")):
+        assert_clean(text, what)
+        assert wrong not in text
