@@ -1,0 +1,35 @@
+"""The one `Definitions` object that workspace.yaml (and `dagster dev -m`) loads."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from crust_assets.defs.assets import (
+    contact_coverage,
+    contact_enrichment_batch,
+    contact_url_list,
+    contacts_latest,
+    enriched_contacts,
+)
+from crust_assets.defs.jobs import enriched_contacts_job, plan_contact_enrichment_job
+from crust_assets.defs.resources import build_resources
+from crust_assets.defs.schedules import daily_contact_enrichment_schedule
+from crust_assets.defs.sensors import (
+    contact_automation_sensor,
+    contact_enrichment_sensor,
+    contact_url_list_file_sensor,
+)
+
+defs = dg.Definitions(
+    assets=[
+        contact_url_list,
+        contact_enrichment_batch,
+        enriched_contacts,
+        contact_coverage,
+        contacts_latest,
+    ],
+    jobs=[plan_contact_enrichment_job, enriched_contacts_job],
+    sensors=[contact_enrichment_sensor, contact_url_list_file_sensor, contact_automation_sensor],
+    schedules=[daily_contact_enrichment_schedule],
+    resources=build_resources(),
+)

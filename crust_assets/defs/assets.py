@@ -1,0 +1,476 @@
+"""The pipeline's assets: URL list -> enqueued jobs -> enriched contacts -> coverage and latest.
+
+No asset here submits a job: `contact_enrichment_batch` only plans and enqueues, and the
+`contact_enrichment_sensor` submits (see sensors.py). All I/O is explicit Parquet under the data
+root, written atomically with the contract schema; Dagster keeps lineage and metadata.
+"""
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from crust_assets.crustdata import CrustdataClient
+from crust_assets.defs.checks import (
+    ENRICHED_CONTACTS_CHECKS,
+    contract_schema_check,
+    one_row_per_url_check,
+    unique_profile_url_check,
+)
+from crust_assets.defs.job_events import find_plan, plan_outcome
+from crust_assets.defs.metadata import column_schema, fill_rate_metadata, markdown_counts
+from crust_assets.defs.partitions import daily_partitions
+from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
+from crust_assets.job_queue import MAX_URLS_PER_JOB, PlanState, job_count_for
+from crust_assets.storage import DataLayout, write_parquet_atomic, write_table_atomic
+from crust_assets.table import (
+    COLUMN_CREDITS,
+    ENRICHED_CONTACTS_SCHEMA,
+    REJECTS_SCHEMA,
+    URL_LIST_SCHEMA,
+    FillStats,
+    empty_row,
+    record_to_row,
+    requested_columns,
+    rows_to_batches,
+    worst_case_credits,
+)
+from crust_assets.url_lists import UrlListError, prepare_url_list, read_url_list
+
+GROUP = "contact_enrichment"
+PLAN_SCHEMA = pa.schema(
+    [pa.field("job_index", pa.int32(), nullable=False), pa.field("profile_url", pa.string())]
+)
+PARTITIONED_CONTACTS_SCHEMA = ENRICHED_CONTACTS_SCHEMA.append(pa.field("date", pa.string()))
+
+download_retry_policy = dg.RetryPolicy(
+    max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
+)
+
+
+# ---- contact_url_list ---------------------------------------------------------------------------
+@dg.asset(
+    partitions_def=daily_partitions,
+    group_name=GROUP,
+    kinds={"csv", "parquet"},
+    description="A day's profile URLs: normalised, validated, deduplicated; rejects kept.",
+)
+def contact_url_list(
+    context: dg.AssetExecutionContext, data_root: DataRoot
+) -> dg.MaterializeResult:
+    layout = data_root.layout()
+    date = context.partition_key
+    path = layout.input_file(date)
+    if not path.is_file():
+        raise dg.Failure(
+            description=f"No input list for {date}: expected a CSV file at {path}",
+            allow_retries=False,
+        )
+    try:
+        raw = read_url_list(path)
+    except UrlListError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
+    prepared = prepare_url_list(raw.table)
+    valid = prepared.valid.select(URL_LIST_SCHEMA.names).cast(URL_LIST_SCHEMA)
+    rejects = prepared.rejects.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA)
+    list_file = layout.staging_partition("contact_url_list", date)
+    rejects_file = layout.warehouse_partition("rejected_urls", date)
+    write_table_atomic(list_file, valid)
+    write_table_atomic(rejects_file, rejects)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": valid.num_rows,
+            "rows_read": prepared.rows_read,
+            "valid": prepared.valid_count,
+            "duplicates": prepared.duplicates,
+            "rejected": prepared.rejected,
+            "rejected_by_reason": dg.MetadataValue.md(
+                markdown_counts(prepared.rejected_by_reason, "reason")
+            ),
+            "input_file": dg.MetadataValue.path(str(path)),
+            "rejects_file": dg.MetadataValue.path(str(rejects_file)),
+        }
+    )
+
+
+# ---- contact_enrichment_batch -------------------------------------------------------------------
+class BatchConfig(dg.Config):
+    """Run-time choices for planning a partition."""
+
+    replace_unfinished_plan: bool = False
+    """Plan again even though the previous plan of this date still has jobs running."""
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=[contact_url_list],
+    group_name=GROUP,
+    kinds={"crustdata"},
+    description=(
+        "Enqueued Crustdata jobs (<= 300 URLs each) for a day's list; recently enriched URLs are "
+        "reused, not re-bought. The sensor submits; job events appear here."
+    ),
+)
+def contact_enrichment_batch(
+    context: dg.AssetExecutionContext,
+    config: BatchConfig,
+    data_root: DataRoot,
+    enrichment: EnrichmentSettings,
+) -> dg.MaterializeResult:
+    layout = data_root.layout()
+    date = context.partition_key
+    fields = enrichment.api_fields()
+    previous = find_plan(context.instance, date)
+    if previous is not None and not config.replace_unfinished_plan:
+        outcome = plan_outcome(context.instance, previous)
+        if outcome.outcome is None and previous.job_count > 0:
+            raise dg.Failure(
+                description=(
+                    f"Partition {date} already has plan {previous.plan_id} with "
+                    f"{previous.job_count - len(outcome.completed)} of {previous.job_count} jobs "
+                    "not finished. Wait for contact_enrichment_sensor to finish it (is the sensor "
+                    "running?), or launch with config replace_unfinished_plan: true (its running "
+                    "jobs are still billed)."
+                ),
+                allow_retries=False,
+            )
+    urls = pq.read_table(
+        layout.staging_partition("contact_url_list", date), columns=["profile_url"]
+    )
+    window = timedelta(days=enrichment.reenrich_window_days)
+    reused = recent_enrichments(
+        layout, urls.column("profile_url"), datetime.now(timezone.utc) - window
+    )
+    reused_urls = reused.column("profile_url")
+    to_submit = urls.filter(pc.invert(pc.is_in(urls.column("profile_url"), value_set=reused_urls)))
+    estimate = worst_case_credits(to_submit.num_rows, fields)
+    if estimate > enrichment.credit_budget:
+        raise dg.Failure(
+            description=(
+                f"Partition {date}: {to_submit.num_rows} URLs to enrich could cost up to "
+                f"{estimate} "
+                f"credits (fields {', '.join(fields)}), above the budget of "
+                f"{enrichment.credit_budget}. Raise CRUST_CREDIT_BUDGET or split the list."
+            ),
+            metadata={"credits_estimate": estimate, "credit_budget": enrichment.credit_budget},
+            allow_retries=False,
+        )
+    plan_id = context.run.run_id
+    job_count = job_count_for(to_submit.num_rows)
+    job_index = pa.array(
+        [i // MAX_URLS_PER_JOB for i in range(to_submit.num_rows)], type=pa.int32()
+    )
+    plan_table = pa.table(
+        {"job_index": job_index, "profile_url": to_submit.column("profile_url")},
+        schema=PLAN_SCHEMA,
+    )
+    plan_file = layout.staging_partition("contact_enrichment_batch", date, f"{plan_id}.parquet")
+    reused_file = layout.staging_partition(
+        "contact_enrichment_batch", date, f"{plan_id}.reused.parquet"
+    )
+    # One row group per job: the sensor reads exactly one job's URLs at submit time.
+    write_table_atomic(plan_file, plan_table, row_group_size=MAX_URLS_PER_JOB)
+    write_table_atomic(reused_file, reused)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": to_submit.num_rows,
+            "plan_id": plan_id,
+            "job_count": job_count,
+            "urls_to_submit": to_submit.num_rows,
+            "urls_reused": reused.num_rows,
+            "reenrich_window_days": enrichment.reenrich_window_days,
+            "fields": ",".join(fields),
+            "credits_estimate_worst_case": estimate,
+            "credit_budget": enrichment.credit_budget,
+            "plan_file": str(plan_file.relative_to(layout.root)),
+            "reused_file": str(reused_file.relative_to(layout.root)),
+        }
+    )
+
+
+def contacts_dataset(layout: DataLayout) -> ds.Dataset | None:
+    """All partitions of enriched_contacts, with `date` from the directory names."""
+    root = layout.warehouse_dataset("enriched_contacts")
+    if not root.is_dir():
+        return None
+    return ds.dataset(
+        root,
+        format="parquet",
+        schema=PARTITIONED_CONTACTS_SCHEMA,
+        partitioning=ds.partitioning(pa.schema([pa.field("date", pa.string())]), flavor="hive"),
+    )
+
+
+def recent_enrichments(layout: DataLayout, urls: pa.ChunkedArray, since: datetime) -> pa.Table:
+    """The newest row enriched at or after `since` for each of `urls`, in any partition."""
+    dataset = contacts_dataset(layout)
+    if dataset is None or len(urls) == 0:
+        return ENRICHED_CONTACTS_SCHEMA.empty_table()
+    found = dataset.to_table(
+        filter=(ds.field("enriched_at") >= pa.scalar(since, pa.timestamp("us", tz="UTC")))
+        & ds.field("profile_url").isin(urls.combine_chunks())
+    )
+    return (
+        newest_per_profile(found)
+        .select(ENRICHED_CONTACTS_SCHEMA.names)
+        .cast(ENRICHED_CONTACTS_SCHEMA)
+    )
+
+
+def newest_per_profile(table: pa.Table) -> pa.Table:
+    """Keep one row per profile_url: the latest enriched_at (then the latest partition)."""
+    if table.num_rows == 0:
+        return table
+    sort_keys = [("profile_url", "ascending"), ("enriched_at", "descending")]
+    if "date" in table.column_names:
+        sort_keys.append(("date", "descending"))
+    ordered = table.sort_by(sort_keys)
+    urls = ordered.column("profile_url").combine_chunks()
+    first = pa.array([True])
+    changed = pc.not_equal(urls[1:], urls[:-1]) if len(urls) > 1 else pa.array([], pa.bool_())
+    return ordered.filter(pa.concat_arrays([first, changed.cast(pa.bool_())]))
+
+
+# ---- enriched_contacts --------------------------------------------------------------------------
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=[contact_enrichment_batch],
+    group_name=GROUP,
+    kinds={"parquet", "crustdata"},
+    check_specs=ENRICHED_CONTACTS_CHECKS,
+    retry_policy=download_retry_policy,
+    pool="crustdata_downloads",
+    description="Contact data per profile URL of a day's list: one row per unique valid URL.",
+)
+def enriched_contacts(
+    context: dg.AssetExecutionContext, crustdata: CrustdataResource, data_root: DataRoot
+) -> dg.MaterializeResult:
+    layout = data_root.layout()
+    date = context.partition_key
+    plan_id = context.run.tags.get("crust/plan_id")
+    plan = find_plan(context.instance, date, plan_id)
+    if plan is None:
+        raise dg.Failure(
+            description=f"No plan for {date}: materialise contact_enrichment_batch[{date}] first.",
+            allow_retries=False,
+        )
+    outcome = plan_outcome(context.instance, plan)
+    if outcome.outcome is None and len(outcome.completed) + len(outcome.abandoned) < plan.job_count:
+        raise dg.Failure(
+            description=(
+                f"Plan {plan.plan_id} of {date} is still running: {len(outcome.completed)} of "
+                f"{plan.job_count} jobs completed. contact_enrichment_sensor requests this run "
+                "when they are all done."
+            ),
+            allow_retries=False,
+        )
+    loader = ContactsLoader(layout, plan, outcome.completed)
+    target = layout.warehouse_partition("enriched_contacts", date)
+    with crustdata.client() as client:
+        rows = write_parquet_atomic(target, loader.batches(client), ENRICHED_CONTACTS_SCHEMA)
+    written = pq.read_table(target, schema=ENRICHED_CONTACTS_SCHEMA)
+    stats = FillStats()
+    stats.add(written)
+    missing_jobs = sorted(set(range(plan.job_count)) - set(outcome.completed))
+    failure_reasons = sorted({outcome.abandoned.get(i, "not delivered") for i in missing_jobs})
+    check_results = [
+        one_row_per_url_check(
+            written,
+            expected=loader.expected_urls(),
+            missing_records=loader.missing,
+            undelivered_jobs=len(missing_jobs),
+            reasons=failure_reasons,
+            date=date,
+        ),
+        unique_profile_url_check(written),
+        contract_schema_check(pq.read_schema(target)),
+    ]
+    credits = stats.credits(COLUMN_CREDITS)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "dagster/column_schema": column_schema(),
+            "plan_id": plan.plan_id,
+            "batch_ids": dg.MetadataValue.json(loader.batch_ids),
+            "jobs_delivered": len(outcome.completed),
+            "jobs_not_delivered": len(missing_jobs),
+            "rows_from_jobs": loader.rows_from_jobs,
+            "rows_reused": loader.rows_reused,
+            "matched": stats.matched,
+            **fill_rate_metadata(stats),
+            "credits": credits,
+            "missing_records": len(loader.missing),
+            "duplicate_records_dropped": loader.duplicates,
+            "unexpected_records": loader.unexpected,
+            "file": dg.MetadataValue.path(str(target)),
+        },
+        check_results=check_results,
+    )
+
+
+class ContactsLoader:
+    """Streams a plan's rows: reused rows, then every delivered job's records, deduplicated."""
+
+    def __init__(
+        self, layout: DataLayout, plan: PlanState, completed: dict[int, dict[str, Any]]
+    ) -> None:
+        self.layout = layout
+        self.plan = plan
+        self.completed = completed
+        self.plan_file = pq.ParquetFile(layout.root / plan.plan_path)
+        self.columns = requested_columns(plan.fields)
+        self.batch_ids: list[str] = []
+        self.missing: list[str] = []
+        self.duplicates = 0
+        self.unexpected = 0
+        self.rows_from_jobs = 0
+        self.rows_reused = 0
+
+    def job_urls(self, index: int) -> list[str]:
+        return self.plan_file.read_row_group(index, columns=["profile_url"]).column(0).to_pylist()
+
+    def expected_urls(self) -> int:
+        """Rows the partition must have: every URL of the plan plus the reused ones."""
+        return self.plan.url_count + self.rows_reused
+
+    def batches(self, client: CrustdataClient) -> Iterator[pa.RecordBatch]:
+        reused_path = self.layout.root / self.plan.plan_path.replace(".parquet", ".reused.parquet")
+        if reused_path.exists():
+            reused = pq.ParquetFile(reused_path)
+            for batch in reused.iter_batches(batch_size=8192):
+                self.rows_reused += batch.num_rows
+                yield pa.RecordBatch.from_arrays(batch.columns, schema=ENRICHED_CONTACTS_SCHEMA)
+        for index in sorted(self.completed):
+            yield from rows_to_batches(self._job_rows(client, index))
+
+    def _job_rows(self, client: CrustdataClient, index: int) -> Iterator[dict]:
+        event = self.completed[index]
+        batch_id = str(event["batch_id"])
+        self.batch_ids.append(batch_id)
+        status = client.status(batch_id)
+        enriched_at = status.completed_at
+        pending = dict.fromkeys(self.job_urls(index), True)
+        if (status.result_count or 0) == 0:
+            # Nothing found for any URL: the API writes no file (its URL answers 404).
+            for url in list(pending):
+                del pending[url]
+                self.rows_from_jobs += 1
+                yield empty_row(
+                    url, columns=self.columns, batch_id=batch_id, enriched_at=enriched_at
+                )
+            return
+        delivered: set[str] = set()
+        for record in client.iter_results(status):
+            url = record.profile_url
+            if url in delivered:
+                self.duplicates += 1
+                continue
+            if url not in pending:
+                self.unexpected += 1
+                continue
+            del pending[url]
+            delivered.add(url)
+            self.rows_from_jobs += 1
+            yield record_to_row(record, batch_id=batch_id, enriched_at=enriched_at)
+        self.missing.extend(pending)
+
+
+# ---- contact_coverage ---------------------------------------------------------------------------
+# Run when enriched_contacts gets a new partition (or this one is missing while its input exists),
+# once per change, never while the input is being written, and only if its blocking checks passed.
+automation = (
+    (
+        dg.AutomationCondition.any_deps_updated()
+        | (
+            dg.AutomationCondition.missing()
+            & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing())
+        )
+    ).since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("when enriched_contacts changes and its checks pass")
+
+COVERAGE_SCHEMA = pa.schema(
+    [
+        pa.field("requested", pa.int64()),
+        pa.field("matched", pa.int64()),
+        pa.field("business_emails_fill_rate", pa.float64()),
+        pa.field("personal_emails_fill_rate", pa.float64()),
+        pa.field("phone_numbers_fill_rate", pa.float64()),
+        pa.field("credits", pa.int64()),
+        pa.field("computed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    deps=[enriched_contacts],
+    group_name=GROUP,
+    kinds={"parquet"},
+    automation_condition=automation,
+    description="Per partition: profiles requested and matched, fill rate per field, credits.",
+)
+def contact_coverage(
+    context: dg.AssetExecutionContext, data_root: DataRoot
+) -> dg.MaterializeResult:
+    layout = data_root.layout()
+    date = context.partition_key
+    table = pq.read_table(
+        layout.warehouse_partition("enriched_contacts", date), schema=ENRICHED_CONTACTS_SCHEMA
+    )
+    stats = FillStats()
+    stats.add(table)
+    rates = stats.fill_rates()
+    row = {
+        "requested": stats.rows,
+        "matched": stats.matched,
+        **{f"{name}_fill_rate": rate for name, rate in rates.items()},
+        "credits": stats.credits(COLUMN_CREDITS),
+        "computed_at": datetime.now(timezone.utc),
+    }
+    target = layout.warehouse_partition("contact_coverage", date)
+    write_table_atomic(target, pa.Table.from_pylist([row], schema=COVERAGE_SCHEMA))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": 1,
+            "requested": stats.rows,
+            "matched": stats.matched,
+            **fill_rate_metadata(stats),
+            "credits": row["credits"],
+            "file": dg.MetadataValue.path(str(target)),
+        }
+    )
+
+
+# ---- contacts_latest ----------------------------------------------------------------------------
+@dg.asset(
+    deps=[enriched_contacts],
+    group_name=GROUP,
+    kinds={"parquet"},
+    automation_condition=automation,
+    description="The newest record per profile across all partitions: what a CRM sync reads.",
+)
+def contacts_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
+    layout = data_root.layout()
+    dataset = contacts_dataset(layout)
+    table = dataset.to_table() if dataset is not None else PARTITIONED_CONTACTS_SCHEMA.empty_table()
+    latest = newest_per_profile(table).cast(PARTITIONED_CONTACTS_SCHEMA)
+    target = layout.warehouse_dataset("contacts_latest") / "data.parquet"
+    write_table_atomic(target, latest)
+    partitions = len(pc.unique(table.column("date"))) if table.num_rows else 0
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": latest.num_rows,
+            "dagster/column_schema": column_schema(with_date=True),
+            "partitions_read": partitions,
+            "rows_read": table.num_rows,
+            "file": dg.MetadataValue.path(str(target)),
+        }
+    )

@@ -1,0 +1,46 @@
+"""Materialisation metadata shared by the assets: what the UI shows a user about a table."""
+
+from collections.abc import Mapping
+
+import dagster as dg
+import pyarrow as pa
+
+from crust_assets.table import COLUMN_DESCRIPTIONS, ENRICHED_CONTACTS_SCHEMA, FillStats
+
+
+def column_schema(*, with_date: bool = False) -> dg.TableSchema:
+    """The contract as a Dagster `TableSchema` (the UI's column list)."""
+    schema: pa.Schema = ENRICHED_CONTACTS_SCHEMA
+    columns = [
+        dg.TableColumn(
+            name=field.name,
+            type=str(field.type),
+            description=COLUMN_DESCRIPTIONS.get(field.name),
+            constraints=dg.TableColumnConstraints(nullable=field.nullable),
+        )
+        for field in schema
+    ]
+    if with_date:
+        columns.append(dg.TableColumn("date", "string", "The partition the row came from."))
+    return dg.TableSchema(columns=columns)
+
+
+def fill_rate_metadata(stats: FillStats) -> dict[str, float | int]:
+    """One number per field: share of rows with a value, among rows that asked for it."""
+    out: dict[str, float | int] = {}
+    for name, rate in stats.fill_rates().items():
+        if rate is not None:
+            out[f"fill_rate_{name}"] = round(rate, 4)
+    if stats.rows:
+        out["match_rate"] = round(stats.matched / stats.rows, 4)
+    return out
+
+
+def markdown_counts(counts: Mapping[str, int], label: str) -> str:
+    if not counts:
+        return "none"
+    lines = [f"| {label} | count |", "| --- | ---: |"]
+    lines += [
+        f"| {key} | {value} |" for key, value in sorted(counts.items(), key=lambda kv: -kv[1])
+    ]
+    return "\n".join(lines)

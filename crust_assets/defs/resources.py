@@ -1,0 +1,133 @@
+"""Resources: the Crustdata API, the enrichment settings and the data root, all fed by env vars.
+
+Values come through `dg.EnvVar` so that the UI's resource page shows the variable's *name*, never
+its value: the API key must not be displayed anywhere.
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from crust_assets.crustdata import FIELDS, CrustdataClient
+from crust_assets.storage import DataLayout
+
+PRODUCTION_BASE_URL = "https://api.crustdata.com"
+EMULATOR_BASE_URL = "http://127.0.0.1:8711"
+# Sent to the emulator when no key is configured: it accepts any non-empty key then.
+EMULATOR_PLACEHOLDER_KEY = "local-emulator"
+DEFAULT_FIELDS = "business_email,personal_contact_info"
+
+
+def env_or(name: str, default: object) -> object:
+    """`dg.EnvVar(name)` when the variable is set, else the default (EnvVar has no default)."""
+    return dg.EnvVar(name) if os.environ.get(name) else default
+
+
+def env_int_or(name: str, default: int) -> object:
+    return dg.EnvVar.int(name) if os.environ.get(name) else default
+
+
+class CrustdataResource(dg.ConfigurableResource):
+    """The Crustdata batch API: the real one when a key is set, the local emulator otherwise."""
+
+    api_key: str | None = Field(default=None, description="env CRUSTDATA_API_KEY")
+    base_url: str | None = Field(
+        default=None,
+        description="env CRUSTDATA_BASE_URL; default: real API with a key, emulator without",
+    )
+    timeout_seconds: float = Field(default=20.0, description="Read timeout of one API call.")
+    max_attempts: int = Field(
+        default=4, description="Attempts per call on 5xx/connection/rate limit."
+    )
+    max_retry_seconds: float = Field(default=15.0, description="Retry budget per call, in seconds.")
+
+    def resolved_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return PRODUCTION_BASE_URL if self.api_key else EMULATOR_BASE_URL
+
+    @property
+    def uses_emulator(self) -> bool:
+        return not self.api_key
+
+    def client(
+        self, *, timeout: float | None = None, max_retry_seconds: float | None = None
+    ) -> CrustdataClient:
+        """A new client; close it (or use `with`) when done. The key stays inside it."""
+        return CrustdataClient(
+            self.api_key or EMULATOR_PLACEHOLDER_KEY,
+            self.resolved_base_url(),
+            timeout=self.timeout_seconds if timeout is None else timeout,
+            max_attempts=self.max_attempts,
+            max_retry_seconds=(
+                self.max_retry_seconds if max_retry_seconds is None else max_retry_seconds
+            ),
+        )
+
+
+class EnrichmentSettings(dg.ConfigurableResource):
+    """What to ask for and how much may be spent."""
+
+    fields: str = Field(
+        default=DEFAULT_FIELDS,
+        description="env CRUST_FIELDS: comma-separated API fields (default: all contact fields)",
+    )
+    credit_budget: int = Field(
+        default=25_000,
+        description="env CRUST_CREDIT_BUDGET: refuse a partition whose worst-case cost is above",
+    )
+    reenrich_window_days: int = Field(
+        default=30,
+        description="env CRUST_REENRICH_WINDOW_DAYS: URLs enriched more recently are not re-bought",
+    )
+    max_job_attempts: int = Field(
+        default=3, description="env CRUST_MAX_JOB_ATTEMPTS: submits of a job the API reports failed"
+    )
+    retry_cooldown_seconds: int = Field(
+        default=60, description="env CRUST_RETRY_COOLDOWN_SECONDS: wait before resubmitting"
+    )
+    tick_budget_seconds: float = Field(
+        default=20.0, description="Work per sensor tick, well under Dagster's 60 s tick limit."
+    )
+
+    def api_fields(self) -> list[str]:
+        """The configured fields, validated so a typo fails at planning, not at submit."""
+        values = [f.strip() for f in self.fields.split(",") if f.strip()]
+        unknown = [f for f in values if f not in FIELDS]
+        if not values or unknown:
+            raise dg.Failure(
+                description=(
+                    f"CRUST_FIELDS must be a comma-separated subset of {', '.join(FIELDS)}; "
+                    f"got {self.fields!r}"
+                )
+            )
+        return list(dict.fromkeys(values))
+
+
+class DataRoot(dg.ConfigurableResource):
+    """The data root (env CRUST_DATA_DIR, default `data/`): input lists and the warehouse."""
+
+    data_dir: str = Field(default="data", description="env CRUST_DATA_DIR")
+
+    def layout(self) -> DataLayout:
+        return DataLayout(Path(self.data_dir).expanduser().resolve())
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    """Resources from the environment, read when the code location loads."""
+    return {
+        "crustdata": CrustdataResource(
+            api_key=env_or("CRUSTDATA_API_KEY", None),  # type: ignore[arg-type]
+            base_url=env_or("CRUSTDATA_BASE_URL", None),  # type: ignore[arg-type]
+        ),
+        "enrichment": EnrichmentSettings(
+            fields=env_or("CRUST_FIELDS", DEFAULT_FIELDS),  # type: ignore[arg-type]
+            credit_budget=env_int_or("CRUST_CREDIT_BUDGET", 25_000),  # type: ignore[arg-type]
+            reenrich_window_days=env_int_or("CRUST_REENRICH_WINDOW_DAYS", 30),  # type: ignore[arg-type]
+            max_job_attempts=env_int_or("CRUST_MAX_JOB_ATTEMPTS", 3),  # type: ignore[arg-type]
+            retry_cooldown_seconds=env_int_or("CRUST_RETRY_COOLDOWN_SECONDS", 60),  # type: ignore[arg-type]
+        ),
+        "data_root": DataRoot(data_dir=env_or("CRUST_DATA_DIR", "data")),  # type: ignore[arg-type]
+    }

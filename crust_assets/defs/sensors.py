@@ -1,0 +1,565 @@
+"""Sensors: the one job submitter, and the watcher that starts a partition when its list lands.
+
+`contact_enrichment_sensor` is the ONLY code that submits jobs: the account allows 5 active jobs
+in total, and a single writer (the daemon serialises a sensor's ticks) is what keeps a 30-day
+backfill from fighting over the slots or billing a job twice. See `crust_assets.job_queue`.
+"""
+
+import os
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from crust_assets.crustdata import (
+    AmbiguousSubmissionError,
+    AuthenticationError,
+    CrustdataClient,
+    CrustdataError,
+    InsufficientCreditsError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    TooManyActiveJobsError,
+)
+from crust_assets.defs.job_events import (
+    iter_observations,
+    iter_plan_records,
+    latest_observation_storage_id,
+    metadata_values,
+    plan_from_record,
+    record_job_event,
+)
+from crust_assets.defs.jobs import enriched_contacts_job, plan_contact_enrichment_job
+from crust_assets.defs.partitions import daily_partitions
+from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
+from crust_assets.job_queue import JobEvent, JobState, PlanState, QueueState
+
+DEFAULT_POLL_INTERVAL_SECONDS = 30
+# A job whose submit gets no answer is looked for in GET /batch on this many ticks before we
+# give up on it (and never resubmit it: that could bill the same URLs twice).
+MAX_RECONCILE_TRIES = 3
+# How long to stop submitting after the API refused the key or the account's credits.
+PAUSE_SECONDS = 300.0
+# Server clocks are not ours: accept a job created this much outside the submit window.
+CLOCK_SKEW_SECONDS = 5.0
+# Don't start a new API call when less than this is left of the tick budget.
+CALL_RESERVE_SECONDS = 2.0
+# One API call's read timeout inside a tick, and its retry budget.
+SENSOR_CALL_TIMEOUT_SECONDS = 10.0
+SENSOR_RETRY_SECONDS = 5.0
+
+
+def poll_interval_seconds() -> int:
+    """env CRUST_POLL_INTERVAL_SECONDS (default 30), read when the code location loads."""
+    return int(os.environ.get("CRUST_POLL_INTERVAL_SECONDS", DEFAULT_POLL_INTERVAL_SECONDS))
+
+
+class SubmitterTick:
+    """One evaluation of the submitter: poll, reconcile, submit, request runs, in a time budget."""
+
+    def __init__(
+        self,
+        context: dg.SensorEvaluationContext,
+        client: CrustdataClient,
+        settings: EnrichmentSettings,
+        data_root: DataRoot,
+        *,
+        call_timeout: float = SENSOR_CALL_TIMEOUT_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client_timeout = call_timeout
+        self.context = context
+        self.instance = context.instance
+        self.client = client
+        self.settings = settings
+        self.layout = data_root.layout()
+        self.clock = clock
+        self.deadline = clock() + settings.tick_budget_seconds
+        self.state = QueueState.from_cursor(context.cursor)
+        self.calls = 0
+        self.notes: list[str] = []
+
+    # ---- the tick --------------------------------------------------------------------------
+    def run(self) -> dg.SensorResult:
+        self._discover_plans()
+        self._replay_events()
+        if self.state.open_plans():
+            self._poll_active()
+            self._reconcile_unconfirmed()
+            self._submit_ready()
+        run_requests = self._finish_plans()
+        summary = self._summary()
+        self.state.observation_watermark = max(
+            self.state.observation_watermark, latest_observation_storage_id(self.instance)
+        )
+        self.state.forget_finished()
+        self.context.log.info(summary)
+        return dg.SensorResult(
+            run_requests=run_requests,
+            cursor=self.state.to_cursor(),
+            skip_reason=None if run_requests else summary,
+        )
+
+    def _time_left(self) -> float:
+        return self.deadline - self.clock()
+
+    def _has_time(self) -> bool:
+        return self._time_left() > CALL_RESERVE_SECONDS
+
+    # ---- state ---------------------------------------------------------------------------
+    def _discover_plans(self) -> None:
+        for record in iter_plan_records(self.instance, after_storage_id=self.state.plan_watermark):
+            self.state.plan_watermark = record.storage_id
+            plan = plan_from_record(record)
+            if plan is None:
+                continue
+            for old in self.state.add_plan(plan):
+                self._emit(old, JobEvent.PLAN_SUPERSEDED, f"superseded by plan {plan.plan_id}")
+
+    def _replay_events(self) -> None:
+        """Fold in events written after the cursor's snapshot (a tick that died before saving)."""
+        for record in iter_observations(
+            self.instance, after_storage_id=self.state.observation_watermark
+        ):
+            observation = record.asset_observation
+            if observation is not None:
+                self.state.apply(metadata_values(dict(observation.metadata)), record.timestamp)
+            self.state.observation_watermark = record.storage_id
+
+    def _emit(
+        self,
+        plan: PlanState,
+        name: str,
+        description: str,
+        job: JobState | None = None,
+        **fields: object,
+    ) -> None:
+        event: dict[str, object] = {"event": name, "date": plan.date, "plan_id": plan.plan_id}
+        if job is not None:
+            event.update(job_index=job.index, attempt=job.attempt, job_count=plan.job_count)
+        event.update(fields)
+        record_job_event(self.instance, plan.date, event, description)
+        self.state.apply({k: v for k, v in event.items() if v is not None}, self.clock())
+
+    def _job_label(self, plan: PlanState, job: JobState) -> str:
+        return f"{plan.date} job {job.index + 1}/{plan.job_count}"
+
+    # ---- polling -------------------------------------------------------------------------
+    def _poll_active(self) -> None:
+        for plan, job in self.state.slot_holders():
+            if job.state != "active" or not job.batch_id:
+                continue
+            if not self._has_time():
+                self.notes.append("tick budget reached while polling")
+                return
+            try:
+                self.calls += 1
+                status = self.client.status(job.batch_id)
+            except NotFoundError:
+                self._job_failed(plan, job, "the API no longer knows this batch id")
+                continue
+            except AuthenticationError as error:
+                self._pause(f"API key refused: {error}")
+                return
+            except CrustdataError as error:
+                self.notes.append(f"could not poll {job.batch_id}: {error}")
+                continue
+            label = self._job_label(plan, job)
+            if status.status == "completed":
+                self._emit(
+                    plan,
+                    JobEvent.COMPLETED,
+                    f"{label} completed: batch {job.batch_id}, "
+                    f"{status.entities_fulfilled} of {status.identifier_count} profiles fulfilled",
+                    job,
+                    batch_id=job.batch_id,
+                    status="completed",
+                    result_count=status.result_count,
+                    entities_fulfilled=status.entities_fulfilled,
+                    completed_at=status.completed_at.isoformat() if status.completed_at else None,
+                )
+            elif status.status == "failed":
+                self._job_failed(plan, job, status.error_message or "the API reported failed")
+            elif status.status == "processing" and job.status != "processing":
+                self._emit(
+                    plan,
+                    JobEvent.PROCESSING,
+                    f"{label} processing: batch {job.batch_id}",
+                    job,
+                    batch_id=job.batch_id,
+                    status="processing",
+                )
+
+    def _job_failed(self, plan: PlanState, job: JobState, message: str) -> None:
+        label = self._job_label(plan, job)
+        if job.attempt < self.settings.max_job_attempts:
+            retry_at = self.clock() + self.settings.retry_cooldown_seconds
+            self._emit(
+                plan,
+                JobEvent.FAILED,
+                f"{label} failed (attempt {job.attempt}): {message}; resubmitting after "
+                f"{self.settings.retry_cooldown_seconds:.0f} s",
+                job,
+                batch_id=job.batch_id,
+                status="failed",
+                message=message,
+                retry_at=retry_at,
+            )
+        else:
+            self._emit(
+                plan,
+                JobEvent.FAILED,
+                f"{label} failed (attempt {job.attempt}, the last): {message}",
+                job,
+                batch_id=job.batch_id,
+                status="failed",
+                message=message,
+            )
+            self._emit(
+                plan,
+                JobEvent.ABANDONED,
+                f"{label} given up after {job.attempt} attempts: {message}",
+                job,
+                message=f"failed {job.attempt} times; last error: {message}",
+            )
+
+    # ---- unconfirmed submissions ---------------------------------------------------------
+    def _reconcile_unconfirmed(self) -> None:
+        """Find jobs whose submit got no answer in GET /batch, instead of submitting again."""
+        unconfirmed = [
+            (plan, job)
+            for plan, job in self.state.slot_holders()
+            if job.state in ("submitting", "ambiguous")
+        ]
+        if not unconfirmed:
+            return
+        known = {job.batch_id for _, job in self.state.slot_holders() if job.batch_id is not None}
+        try:
+            self.calls += 1
+            recent = list(self.client.list_batches(limit=100))
+        except CrustdataError as error:
+            self.notes.append(f"could not list batches to reconcile: {error}")
+            return
+        for plan, job in unconfirmed:
+            start = datetime.fromtimestamp(
+                (job.window_start or job.since) - CLOCK_SKEW_SECONDS, tz=timezone.utc
+            )
+            end = datetime.fromtimestamp(
+                max(job.since, job.window_start or 0) + self.client_timeout + CLOCK_SKEW_SECONDS,
+                tz=timezone.utc,
+            )
+            size = plan.job_size(job.index)
+            matches = [
+                b
+                for b in recent
+                if b.identifier_count == size
+                and b.batch_id not in known
+                and b.created_at is not None
+                and start <= b.created_at <= end
+            ]
+            label = self._job_label(plan, job)
+            if len(matches) == 1:
+                known.add(matches[0].batch_id)
+                self._emit(
+                    plan,
+                    JobEvent.SUBMITTED,
+                    f"{label} confirmed through GET /batch: batch {matches[0].batch_id}",
+                    job,
+                    batch_id=matches[0].batch_id,
+                    status=matches[0].status,
+                    reconciled=True,
+                )
+                continue
+            tries = job.reconcile_tries + 1
+            if len(matches) > 1:
+                ids = ", ".join(b.batch_id for b in matches)
+                message = (
+                    f"its submit got no answer and {len(matches)} jobs in GET /batch could be it "
+                    f"({ids}); not resubmitted, so as not to pay twice"
+                )
+            elif tries >= MAX_RECONCILE_TRIES:
+                message = (
+                    f"its submit got no answer and no job in GET /batch matches it ({size} URLs, "
+                    f"sent at {start.isoformat()}); not resubmitted, so as not to pay twice. Check "
+                    "the account's jobs, then re-materialise contact_enrichment_batch for this date"
+                )
+            else:
+                self._emit(
+                    plan,
+                    JobEvent.AMBIGUOUS,
+                    f"{label}: submission not confirmed yet (look-up {tries} of "
+                    f"{MAX_RECONCILE_TRIES})",
+                    job,
+                    reconcile_tries=tries,
+                    message="submit sent, no answer received",
+                )
+                continue
+            self._emit(
+                plan, JobEvent.ABANDONED, f"{label} given up: {message}", job, message=message
+            )
+
+    # ---- submission ----------------------------------------------------------------------
+    def _candidates(self) -> list[tuple[PlanState, JobState | None, int]]:
+        """(plan, job or None for a new one, index) in submission order: oldest partition first."""
+        now = self.clock()
+        order: list[tuple[PlanState, JobState | None, int]] = []
+        for plan in self.state.open_plans():
+            order.extend((plan, job, job.index) for job in plan.ready_jobs(now))
+            order.extend((plan, None, i) for i in range(plan.next_index, plan.job_count))
+            if len(order) >= self.state.free_slots():
+                break
+        return order
+
+    def _submit_ready(self) -> None:
+        if self.state.paused_until and self.clock() < self.state.paused_until:
+            self.notes.append(f"submissions paused: {self.state.pause_reason}")
+            return
+        self.state.paused_until = self.state.pause_reason = None
+        for plan, job, index in self._candidates():
+            if self.state.free_slots() == 0:
+                return
+            if self._time_left() < self.client_timeout + CALL_RESERVE_SECONDS:
+                self.notes.append("tick budget reached before submitting")
+                return
+            if not self._submit_one(plan, job, index):
+                return
+
+    def _submit_one(self, plan: PlanState, job: JobState | None, index: int) -> bool:
+        """Submit one job; False when submitting should stop for this tick."""
+        attempt = 1 if job is None else job.attempt + (1 if job.status == "failed" else 0)
+        urls = read_job_urls(self.layout.root / plan.plan_path, index, plan.job_size(index))
+        placeholder = job or JobState(index=index, state="submitting", attempt=attempt)
+        placeholder.attempt = attempt
+        label = self._job_label(plan, placeholder)
+        self._emit(
+            plan,
+            JobEvent.SUBMITTING,
+            f"{label}: submitting {len(urls)} URLs (attempt {attempt})",
+            placeholder,
+            window_start=self.clock(),
+            url_count=len(urls),
+        )
+        job = plan.jobs[str(index)]
+        try:
+            self.calls += 1
+            response = self.client.submit(urls, plan.fields)
+        except AmbiguousSubmissionError as error:
+            self._emit(
+                plan,
+                JobEvent.AMBIGUOUS,
+                f"{label}: submit sent but no answer; will look for it in GET /batch",
+                job,
+                reconcile_tries=0,
+                message=str(error),
+            )
+            return False
+        except TooManyActiveJobsError:
+            self._defer(plan, job, "the account already has 5 active jobs")
+            return False
+        except InsufficientCreditsError as error:
+            self._defer(plan, job, f"insufficient credits: {error}")
+            self._credits_exhausted(str(error))
+            return False
+        except (AuthenticationError, PermissionDeniedError) as error:
+            self._defer(plan, job, str(error))
+            self._pause(f"the API refused the key: {error}")
+            return False
+        except InvalidRequestError as error:
+            message = f"the API rejected the job: {error}"
+            self._emit(
+                plan, JobEvent.ABANDONED, f"{label} given up: {message}", job, message=message
+            )
+            return True
+        except CrustdataError as error:
+            self._defer(plan, job, f"submit failed, will retry: {error}")
+            return False
+        self._emit(
+            plan,
+            JobEvent.SUBMITTED,
+            f"{label} submitted: batch {response.batch_id} ({response.identifier_count} URLs)",
+            job,
+            batch_id=response.batch_id,
+            status=response.status,
+            url_count=response.identifier_count,
+        )
+        return True
+
+    def _defer(self, plan: PlanState, job: JobState, reason: str) -> None:
+        self._emit(
+            plan,
+            JobEvent.DEFERRED,
+            f"{self._job_label(plan, job)} not accepted, back in the queue: {reason}",
+            job,
+            message=reason,
+            retry_at=self.clock(),
+        )
+
+    def _pause(self, reason: str) -> None:
+        self.state.paused_until = self.clock() + PAUSE_SECONDS
+        self.state.pause_reason = reason
+        self.context.log.error(f"contact_enrichment_sensor: submissions paused: {reason}")
+        self.notes.append(f"submissions paused: {reason}")
+
+    def _credits_exhausted(self, error: str) -> None:
+        """Stop spending: give up every job not yet accepted; running jobs still deliver."""
+        message = (
+            f"not submitted: the account ran out of credits ({error}). Delivered jobs are kept; "
+            "add credits, then re-materialise contact_enrichment_batch for this date: only URLs "
+            "not enriched yet will be submitted"
+        )
+        self.context.log.error(f"contact_enrichment_sensor: {message}")
+        for plan in self.state.open_plans():
+            for job in list(plan.jobs.values()):
+                if job.state == "waiting":
+                    self._emit(
+                        plan,
+                        JobEvent.ABANDONED,
+                        f"{self._job_label(plan, job)} {message}",
+                        job,
+                        message=message,
+                    )
+            if plan.next_index < plan.job_count:
+                self._emit(
+                    plan,
+                    JobEvent.REMAINDER_ABANDONED,
+                    f"{plan.date}: jobs {plan.next_index + 1}-{plan.job_count} {message}",
+                    first_job_index=plan.next_index,
+                    message=message,
+                )
+
+    # ---- plan completion -----------------------------------------------------------------
+    def _finish_plans(self) -> list[dg.RunRequest]:
+        for plan in self.state.open_plans():
+            if plan.done == plan.job_count:
+                self._emit(
+                    plan,
+                    JobEvent.PLAN_COMPLETED,
+                    f"{plan.date}: all {plan.job_count} jobs completed; loading enriched_contacts",
+                )
+            elif plan.settled:
+                given_up = len(plan.abandoned) + plan.skipped
+                reasons = sorted({j.error or "" for j in plan.abandoned} | {plan.skip_reason or ""})
+                message = f"{given_up} of {plan.job_count} jobs not delivered: " + "; ".join(
+                    r for r in reasons if r
+                )
+                self._emit(plan, JobEvent.PLAN_FAILED, f"{plan.date}: {message}", message=message)
+        requests = []
+        for plan in self.state.plans.values():
+            if plan.outcome in ("completed", "failed"):
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"enriched_contacts:{plan.date}:{plan.plan_id}",
+                        partition_key=plan.date,
+                        tags={"crust/plan_id": plan.plan_id, "crust/plan_outcome": plan.outcome},
+                    )
+                )
+        return requests
+
+    def _summary(self) -> str:
+        queued = active = done = 0
+        for plan in self.state.open_plans():
+            queued += plan.job_count - plan.next_index + len(plan.ready_jobs(float("inf")))
+            done += plan.done
+        active = len(self.state.slot_holders())
+        text = f"jobs queued {queued}, active {active}, done {done}; API calls {self.calls}"
+        if self.notes:
+            text += "; " + "; ".join(self.notes)
+        return text
+
+
+def read_job_urls(plan_file: Path, index: int, expected: int) -> list[str]:
+    """The URLs of job `index`: row group `index` of the plan file (one row group per job)."""
+    table = pq.ParquetFile(plan_file).read_row_group(index, columns=["job_index", "profile_url"])
+    indexes = set(table.column("job_index").to_pylist())
+    if indexes != {index} or table.num_rows != expected:
+        raise RuntimeError(
+            f"plan file {plan_file} is inconsistent at job {index}: "
+            f"{table.num_rows} rows, job indexes {sorted(indexes)[:5]}"
+        )
+    return table.column("profile_url").to_pylist()
+
+
+@dg.sensor(
+    name="contact_enrichment_sensor",
+    job=enriched_contacts_job,
+    minimum_interval_seconds=poll_interval_seconds(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "The only job submitter: keeps up to 5 Crustdata jobs active across all partitions "
+        "(oldest first), polls them, records each job's life on contact_enrichment_batch, and "
+        "requests enriched_contacts[date] when a partition's jobs are all done."
+    ),
+)
+def contact_enrichment_sensor(
+    context: dg.SensorEvaluationContext,
+    crustdata: CrustdataResource,
+    enrichment: EnrichmentSettings,
+    data_root: DataRoot,
+) -> dg.SensorResult:
+    # Short per-call retry budget: the whole tick must end well inside Dagster's 60 s limit.
+    with crustdata.client(
+        timeout=SENSOR_CALL_TIMEOUT_SECONDS, max_retry_seconds=SENSOR_RETRY_SECONDS
+    ) as client:
+        return SubmitterTick(context, client, enrichment, data_root).run()
+
+
+INPUT_FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.csv$")
+
+
+@dg.sensor(
+    name="contact_url_list_file_sensor",
+    job=plan_contact_enrichment_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description=(
+        "Starts a partition when a new or changed <data>/input/<YYYY-MM-DD>.csv appears. Stopped "
+        "by default: turning it on spends credits on every list that lands."
+    ),
+)
+def contact_url_list_file_sensor(
+    context: dg.SensorEvaluationContext, data_root: DataRoot
+) -> dg.SensorResult:
+    input_dir = data_root.layout().input_dir
+    watermark = int(context.cursor or 0)
+    newest = watermark
+    requests = []
+    valid_keys = set(daily_partitions.get_partition_keys())
+    entries = sorted(os.scandir(input_dir), key=lambda e: e.name) if input_dir.is_dir() else []
+    for entry in entries:
+        match = INPUT_FILE_PATTERN.match(entry.name)
+        if not match or not entry.is_file():
+            continue
+        modified = entry.stat().st_mtime_ns
+        if modified <= watermark:
+            continue
+        newest = max(newest, modified)
+        date = match.group(1)
+        if date not in valid_keys:
+            context.log.warning(f"{entry.name}: {date} is not a partition of this pipeline")
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{date}:{modified}", partition_key=date, tags={"crust/input": entry.name}
+            )
+        )
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=str(newest),
+        skip_reason=None if requests else f"no new list in {input_dir}",
+    )
+
+
+# contact_coverage and contacts_latest carry automation conditions; this sensor evaluates them
+# (on by default, so they follow enriched_contacts without anyone clicking).
+contact_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "contact_automation_sensor",
+    target=dg.AssetSelection.assets("contact_coverage", "contacts_latest"),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=poll_interval_seconds(),
+    description="Updates contact_coverage and contacts_latest when enriched_contacts changes.",
+)

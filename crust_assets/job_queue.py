@@ -1,0 +1,267 @@
+"""The durable job queue the sensor owns: plans, job states, and the events that change them.
+
+The truth is the sequence of job events the sensor writes to Dagster's event log (one
+`AssetObservation` per event, written the moment it happens). The sensor cursor is only a snapshot
+of `fold(events)` up to a watermark: if a tick dies before its cursor is saved, the next tick
+replays the events after the watermark and reaches the same state, so an accepted job is never
+forgotten and never submitted again. Nothing here knows Dagster or HTTP.
+
+Cursor size is bounded by the work in flight (open plans and at most a handful of active jobs),
+not by history: finished plans leave the cursor, done jobs are only counted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MAX_URLS_PER_JOB = 300
+MAX_ACTIVE_JOBS = 5
+CURSOR_VERSION = 1
+
+
+class JobEvent:
+    """The event names written as `event` metadata on `contact_enrichment_batch` observations."""
+
+    SUBMITTING = "job_submitting"  # intent, written before the POST: a crash after it is reconciled
+    SUBMITTED = "job_submitted"
+    PROCESSING = "job_processing"
+    COMPLETED = "job_completed"
+    FAILED = "job_failed"  # the API said failed; retried after a cool-down while attempts remain
+    DEFERRED = "job_deferred"  # not accepted (no slot, API trouble): back in the queue, not billed
+    AMBIGUOUS = "job_submission_unconfirmed"  # sent, no answer, not found (yet) in GET /batch
+    ABANDONED = "job_abandoned"  # gave up: attempts exhausted, refused, or unconfirmable
+    REMAINDER_ABANDONED = "jobs_not_submitted"  # e.g. credits ran out: jobs >= first_job_index
+    PLAN_COMPLETED = "plan_completed"
+    PLAN_FAILED = "plan_failed"
+    PLAN_SUPERSEDED = "plan_superseded"
+
+
+@dataclass
+class JobState:
+    """One job of a plan that has left the queue and is not yet done."""
+
+    index: int
+    state: str  # submitting | active | waiting | ambiguous | abandoned
+    attempt: int = 1
+    batch_id: str | None = None
+    status: str | None = None
+    since: float = 0.0  # when the current state began (unix seconds)
+    retry_at: float | None = None
+    window_start: float | None = None
+    reconcile_tries: int = 0
+    error: str | None = None
+
+
+@dataclass
+class PlanState:
+    """A materialisation of `contact_enrichment_batch[date]`: the jobs to run, in order."""
+
+    date: str
+    plan_id: str
+    job_count: int
+    url_count: int
+    fields: list[str]
+    plan_path: str
+    storage_id: int
+    next_index: int = 0
+    done: int = 0
+    jobs: dict[str, JobState] = field(default_factory=dict)
+    skipped: int = 0  # never-submitted jobs given up (from `next_index - skipped` on)
+    skip_reason: str | None = None
+    outcome: str | None = None  # None while open; completed | failed | superseded
+    failure: str | None = None
+
+    @property
+    def key(self) -> str:
+        return plan_key(self.date, self.plan_id)
+
+    def job_size(self, index: int) -> int:
+        """URLs in job `index`: every job is full but the last."""
+        if index < self.job_count - 1:
+            return MAX_URLS_PER_JOB
+        return self.url_count - MAX_URLS_PER_JOB * (self.job_count - 1)
+
+    @property
+    def abandoned(self) -> list[JobState]:
+        return [j for j in self.jobs.values() if j.state == "abandoned"]
+
+    def ready_jobs(self, now: float) -> list[JobState]:
+        """Jobs back in the queue (deferred, or failed and cooled down), oldest first."""
+        ready = [
+            j
+            for j in self.jobs.values()
+            if j.state == "waiting" and (j.retry_at is None or j.retry_at <= now)
+        ]
+        return sorted(ready, key=lambda j: j.index)
+
+    @property
+    def settled(self) -> bool:
+        """Every job is done or given up: nothing more will happen to this plan by itself."""
+        unsubmitted = self.job_count - self.next_index
+        pending = [j for j in self.jobs.values() if j.state != "abandoned"]
+        return unsubmitted == 0 and not pending
+
+
+def plan_key(date: str, plan_id: str) -> str:
+    return f"{date}/{plan_id}"
+
+
+def job_count_for(url_count: int) -> int:
+    return math.ceil(url_count / MAX_URLS_PER_JOB) if url_count else 0
+
+
+@dataclass
+class QueueState:
+    """Everything the sensor needs between ticks; serialised as the sensor cursor."""
+
+    observation_watermark: int = 0
+    plan_watermark: int = 0
+    plans: dict[str, PlanState] = field(default_factory=dict)
+    paused_until: float | None = None
+    pause_reason: str | None = None
+
+    # ---- (de)serialisation -------------------------------------------------------------
+    def to_cursor(self) -> str:
+        data = {
+            "v": CURSOR_VERSION,
+            "ow": self.observation_watermark,
+            "pw": self.plan_watermark,
+            "paused_until": self.paused_until,
+            "pause_reason": self.pause_reason,
+            "plans": [
+                {
+                    **{k: v for k, v in asdict(p).items() if k != "jobs"},
+                    "jobs": list(p.jobs.values()),
+                }
+                for p in self.plans.values()
+            ],
+        }
+        return json.dumps(data, default=_job_to_json, separators=(",", ":"))
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> QueueState:
+        if not cursor:
+            return cls()
+        data = json.loads(cursor)
+        if data.get("v") != CURSOR_VERSION:
+            raise ValueError(f"unsupported sensor cursor version {data.get('v')!r}")
+        state = cls(
+            observation_watermark=data["ow"],
+            plan_watermark=data["pw"],
+            paused_until=data.get("paused_until"),
+            pause_reason=data.get("pause_reason"),
+        )
+        for raw in data["plans"]:
+            jobs = {str(j["index"]): JobState(**j) for j in raw.pop("jobs")}
+            plan = PlanState(**raw, jobs=jobs)
+            state.plans[plan.key] = plan
+        return state
+
+    # ---- queries -----------------------------------------------------------------------
+    def open_plans(self) -> list[PlanState]:
+        """Open plans, oldest partition first (then oldest plan): the submission order."""
+        return sorted(
+            (p for p in self.plans.values() if p.outcome is None),
+            key=lambda p: (p.date, p.storage_id),
+        )
+
+    def slot_holders(self) -> list[tuple[PlanState, JobState]]:
+        """Jobs that may occupy one of the account's 5 slots, as far as we know."""
+        return [
+            (plan, job)
+            for plan in self.plans.values()
+            for job in plan.jobs.values()
+            if job.state in ("submitting", "active", "ambiguous")
+        ]
+
+    def free_slots(self) -> int:
+        return max(0, MAX_ACTIVE_JOBS - len(self.slot_holders()))
+
+    # ---- plan discovery ----------------------------------------------------------------
+    def add_plan(self, plan: PlanState) -> list[PlanState]:
+        """Track a new plan; returns the open plans of the same date that it supersedes."""
+        if plan.key in self.plans:
+            return []
+        superseded = [p for p in self.plans.values() if p.date == plan.date and p.outcome is None]
+        self.plans[plan.key] = plan
+        if plan.job_count == 0:
+            plan.outcome = "completed"
+        return superseded
+
+    # ---- event folding -----------------------------------------------------------------
+    def apply(self, event: dict[str, Any], timestamp: float) -> None:
+        """Fold one recorded event into the state. Unknown plans are ignored (already gone)."""
+        plan = self.plans.get(plan_key(str(event.get("date")), str(event.get("plan_id"))))
+        if plan is None:
+            return
+        name = event["event"]
+        if name == JobEvent.PLAN_COMPLETED:
+            plan.outcome = "completed"
+            return
+        if name == JobEvent.PLAN_FAILED:
+            plan.outcome = "failed"
+            plan.failure = event.get("message")
+            return
+        if name == JobEvent.PLAN_SUPERSEDED:
+            plan.outcome = "superseded"
+            return
+        if name == JobEvent.REMAINDER_ABANDONED:
+            first = int(event["first_job_index"])
+            plan.skipped += max(0, plan.job_count - max(first, plan.next_index))
+            plan.next_index = plan.job_count
+            plan.skip_reason = event.get("message")
+            return
+        index = int(event["job_index"])
+        key = str(index)
+        job = plan.jobs.get(key)
+        if name == JobEvent.SUBMITTING:
+            attempt = int(event.get("attempt", 1))
+            if job is None:
+                job = JobState(index=index, state="submitting", attempt=attempt)
+                plan.jobs[key] = job
+                plan.next_index = max(plan.next_index, index + 1)
+            job.state, job.attempt, job.since = "submitting", attempt, timestamp
+            job.window_start = float(event.get("window_start", timestamp))
+            job.retry_at = None
+            return
+        if job is None:
+            return
+        if name == JobEvent.SUBMITTED:
+            job.state, job.batch_id, job.status = "active", event.get("batch_id"), "pending"
+            job.since = timestamp
+            job.reconcile_tries = 0
+        elif name == JobEvent.PROCESSING:
+            job.status = "processing"
+        elif name == JobEvent.COMPLETED:
+            del plan.jobs[key]
+            plan.done += 1
+        elif name == JobEvent.FAILED:
+            job.state, job.status = "waiting", "failed"
+            job.error = event.get("message")
+            job.retry_at = float(event.get("retry_at", timestamp))
+            job.batch_id = None
+        elif name == JobEvent.DEFERRED:
+            job.state, job.status = "waiting", None
+            job.error = event.get("message")
+            job.retry_at = float(event.get("retry_at", timestamp))
+        elif name == JobEvent.AMBIGUOUS:
+            job.state = "ambiguous"
+            job.reconcile_tries = int(event.get("reconcile_tries", job.reconcile_tries + 1))
+            job.error = event.get("message")
+        elif name == JobEvent.ABANDONED:
+            job.state = "abandoned"
+            job.error = event.get("message")
+
+    def forget_finished(self) -> None:
+        """Drop plans whose outcome is settled and whose run has been requested."""
+        for key in [k for k, p in self.plans.items() if p.outcome is not None]:
+            del self.plans[key]
+
+
+def _job_to_json(value: Any) -> Any:
+    if isinstance(value, JobState):
+        return asdict(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -1,0 +1,185 @@
+"""A real Dagster instance, the real sensor and real runs, against the emulator over HTTP.
+
+`Pipeline` is what a test drives: write an input list, materialise the plan, evaluate the sensor
+tick by tick (exactly as the daemon would, with the cursor carried between ticks), and run what
+it requests. Nothing of ours is mocked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow.parquet as pq
+
+from crust_assets.defs.assets import (
+    contact_coverage,
+    contact_enrichment_batch,
+    contact_url_list,
+    contacts_latest,
+    enriched_contacts,
+)
+from crust_assets.defs.jobs import enriched_contacts_job, plan_contact_enrichment_job
+from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
+from crust_assets.defs.schedules import daily_contact_enrichment_schedule
+from crust_assets.defs.sensors import (
+    contact_automation_sensor,
+    contact_enrichment_sensor,
+    contact_url_list_file_sensor,
+)
+from crust_assets.job_queue import QueueState
+from crust_assets.storage import DataLayout
+from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
+
+ALL_ASSETS = [
+    contact_url_list,
+    contact_enrichment_batch,
+    enriched_contacts,
+    contact_coverage,
+    contacts_latest,
+]
+
+
+def make_urls(prefix: str, count: int) -> list[str]:
+    """Distinct canonical profile URLs, unique to a test so emulator logs can be filtered."""
+    return [f"https://www.linkedin.com/in/{prefix}-{i:05d}" for i in range(count)]
+
+
+@dataclass
+class Pipeline:
+    data_dir: Path
+    base_url: str
+    api_key: str = "test-key"
+    settings: dict[str, Any] = field(default_factory=dict)
+    instance: dg.DagsterInstance = field(default_factory=dg.DagsterInstance.ephemeral)
+    cursor: str | None = None
+    requested_run_keys: list[str] = field(default_factory=list)
+    max_slot_holders_seen: int = 0
+
+    def __post_init__(self) -> None:
+        (self.data_dir / "input").mkdir(parents=True, exist_ok=True)
+        self.layout = DataLayout(self.data_dir)
+        self.resources = {
+            "crustdata": CrustdataResource(
+                api_key=self.api_key, base_url=self.base_url, timeout_seconds=5.0
+            ),
+            "enrichment": EnrichmentSettings(**{"retry_cooldown_seconds": 0, **self.settings}),
+            "data_root": DataRoot(data_dir=str(self.data_dir)),
+        }
+        self.defs = dg.Definitions(
+            assets=ALL_ASSETS,
+            jobs=[plan_contact_enrichment_job, enriched_contacts_job],
+            sensors=[
+                contact_enrichment_sensor,
+                contact_url_list_file_sensor,
+                contact_automation_sensor,
+            ],
+            schedules=[daily_contact_enrichment_schedule],
+            resources=self.resources,
+        )
+
+    # ---- inputs and planning -----------------------------------------------------------
+    def write_list(self, date: str, values: Sequence[str], header: bool = True) -> Path:
+        path = self.layout.input_file(date)
+        lines = (["profile_url"] if header else []) + [_csv_cell(v) for v in values]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def plan(
+        self, date: str, *, raise_on_error: bool = True, **config: Any
+    ) -> dg.ExecuteInProcessResult:
+        run_config = {"ops": {"contact_enrichment_batch": {"config": config}}} if config else None
+        return self.defs.resolve_job_def("plan_contact_enrichment").execute_in_process(
+            instance=self.instance,
+            partition_key=date,
+            run_config=run_config,
+            raise_on_error=raise_on_error,
+        )
+
+    # ---- the sensor, as the daemon runs it ----------------------------------------------
+    def tick(self, *, keep_cursor: bool = True) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources=self.resources,
+            definitions=self.defs,
+        )
+        result = contact_enrichment_sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        if keep_cursor:
+            self.cursor = result.cursor
+            state = QueueState.from_cursor(self.cursor)
+            self.max_slot_holders_seen = max(self.max_slot_holders_seen, len(state.slot_holders()))
+        return result
+
+    def run_requests(self, result: dg.SensorResult) -> list[dg.ExecuteInProcessResult]:
+        """Launch what the sensor asked for, skipping run keys already used (as the daemon does)."""
+        outcomes = []
+        for request in result.run_requests or []:
+            if request.run_key in self.requested_run_keys:
+                continue
+            self.requested_run_keys.append(request.run_key)
+            outcomes.append(
+                self.defs.resolve_job_def("load_enriched_contacts").execute_in_process(
+                    instance=self.instance,
+                    partition_key=request.partition_key,
+                    tags=request.tags,
+                    raise_on_error=False,
+                )
+            )
+        return outcomes
+
+    def drive(self, *, until_runs: int = 1, timeout: float = 90.0, pause: float = 0.3) -> list:
+        """Tick and run until `until_runs` enriched_contacts runs have been launched."""
+        runs: list[dg.ExecuteInProcessResult] = []
+        deadline = time.monotonic() + timeout
+        while len(runs) < until_runs:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(runs)} runs after {timeout} s; cursor {self.cursor}")
+            runs += self.run_requests(self.tick())
+            time.sleep(pause)
+        return runs
+
+    # ---- reading results ----------------------------------------------------------------
+    def table(self, date: str) -> list[dict[str, Any]]:
+        path = self.layout.warehouse_partition("enriched_contacts", date)
+        return pq.read_table(path, schema=ENRICHED_CONTACTS_SCHEMA).to_pylist()
+
+    def observations(self, date: str) -> list[dict[str, Any]]:
+        records = self.instance.fetch_observations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("contact_enrichment_batch"), asset_partitions=[date]
+            ),
+            limit=10_000,
+            ascending=True,
+        ).records
+        return [
+            {k: v.value for k, v in r.asset_observation.metadata.items()}
+            for r in records
+            if r.asset_observation is not None
+        ]
+
+    def latest_materialization(self, key: str, date: str | None = None) -> dg.AssetMaterialization:
+        result = self.instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(key), asset_partitions=[date] if date else None
+            ),
+            limit=1,
+        )
+        assert result.records, f"{key}[{date}] was never materialised"
+        materialization = result.records[0].asset_materialization
+        assert materialization is not None
+        return materialization
+
+    def check_results(self, run: dg.ExecuteInProcessResult) -> dict[str, bool]:
+        return {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
+
+
+def _csv_cell(value: str) -> str:
+    if any(c in value for c in ',"\n\r'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
