@@ -136,8 +136,9 @@ def summarise(data_dir: Path, date: str) -> str:
     lines += [
         f"contacts_latest: {layout.warehouse_dataset('contacts_latest') / 'data.parquet'}",
         "",
-        "Query it:",
-        "  duckdb -c \"SELECT * FROM read_parquet('data/warehouse/enriched_contacts/*/*.parquet',"
-        ' hive_partitioning = true) LIMIT 5"',
+        "Query it (DuckDB, from the repo root):",
+        "  .venv/bin/python -c \"import duckdb; duckdb.sql(\\\"SELECT date, count(*), "
+        "avg(matched::INT) FROM read_parquet('data/warehouse/enriched_contacts/*/*.parquet', "
+        'hive_partitioning = true) GROUP BY date\\\").show()\"',
     ]
     return "\n".join(lines)
