@@ -1,0 +1,89 @@
+"""The callback receiver as a real server: the emulator calls it when a job finishes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from crust_assets.demo import free_port
+from crust_assets.emulator.process import EmulatorProcess
+from crust_assets.webhook import read_hints
+
+TOKEN = "hook-token-0123456789abcdef"
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = free_port()
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crust_assets.cli",
+            "webhook",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        env={**os.environ, "CRUST_WEBHOOK_TOKEN": TOKEN},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("webhook receiver did not start")
+        yield url, data_dir
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        output = process.communicate(timeout=10)[0].decode()
+        assert TOKEN not in output  # never logged: the path carries it
+
+
+def test_a_finished_job_leaves_a_hint(receiver: tuple[str, Path], tmp_path: Path) -> None:
+    url, data_dir = receiver
+    with EmulatorProcess(tmp_path / "emu", pending_seconds=0.1, processing_seconds=0.2) as emu:
+        response = httpx.post(
+            f"{emu.base_url}/batch/person/contact/enrich",
+            headers={"authorization": "Bearer k", "x-api-version": "2025-11-01"},
+            json={
+                "professional_network_profile_urls": ["https://www.linkedin.com/in/hooked"],
+                "fields": ["business_email"],
+                "webhook_url": f"{url}/hooks/crustdata/{TOKEN}",
+            },
+        )
+        batch_id = response.json()["batch_id"]
+        deadline = time.monotonic() + 15
+        while batch_id not in read_hints(data_dir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert batch_id in read_hints(data_dir)
+
+
+def test_wrong_token_oversized_or_garbage_bodies_are_refused(receiver: tuple[str, Path]) -> None:
+    url, data_dir = receiver
+    good = {"batch_id": "c97333e3-046f-4fd2-b888-a5b07793a0ac", "status": "completed"}
+    assert httpx.post(f"{url}/hooks/crustdata/wrong-token-0000000000", json=good).status_code == 401
+    assert httpx.post(f"{url}/hooks/crustdata/", json=good).status_code in (404, 405)
+    huge = {"batch_id": good["batch_id"], "pad": "x" * 70_000}
+    assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", json=huge).status_code == 413
+    assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", content=b"{not json").status_code == 400
+    bad_id = {"batch_id": "../../etc/passwd"}
+    assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", json=bad_id).status_code == 400
+    assert read_hints(data_dir) == {}
+    assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", json=good).status_code == 202
+    assert set(read_hints(data_dir)) == {good["batch_id"]}
