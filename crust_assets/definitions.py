@@ -8,6 +8,7 @@ from crust_assets.defs.assets import (
     contact_coverage,
     contact_enrichment_batch,
     contact_url_list,
+    contacts_duckdb,
     contacts_latest,
     enriched_contacts,
 )
@@ -27,6 +28,7 @@ defs = dg.Definitions(
         enriched_contacts,
         contact_coverage,
         contacts_latest,
+        contacts_duckdb,
     ],
     jobs=[plan_contact_enrichment_job, enriched_contacts_job],
     sensors=[contact_enrichment_sensor, contact_url_list_file_sensor, contact_automation_sensor],

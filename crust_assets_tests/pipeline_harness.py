@@ -20,6 +20,7 @@ from crust_assets.defs.assets import (
     contact_coverage,
     contact_enrichment_batch,
     contact_url_list,
+    contacts_duckdb,
     contacts_latest,
     enriched_contacts,
 )
@@ -41,6 +42,7 @@ ALL_ASSETS = [
     enriched_contacts,
     contact_coverage,
     contacts_latest,
+    contacts_duckdb,
 ]
 
 

@@ -30,6 +30,7 @@ def test_asset_graph_sensors_and_schedule_are_as_documented() -> None:
         "enriched_contacts",
         "contact_coverage",
         "contacts_latest",
+        "contacts_duckdb",
     }
     parents = {
         key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
@@ -38,6 +39,7 @@ def test_asset_graph_sensors_and_schedule_are_as_documented() -> None:
     assert parents["contact_enrichment_batch"] == {"contact_url_list"}
     assert parents["enriched_contacts"] == {"contact_enrichment_batch"}
     assert parents["contacts_latest"] == {"enriched_contacts"}
+    assert parents["contacts_duckdb"] == {"contacts_latest", "contact_coverage"}
     sensor = defs.resolve_sensor_def("contact_enrichment_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     schedule = defs.resolve_schedule_def("daily_contact_enrichment_schedule")

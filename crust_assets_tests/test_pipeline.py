@@ -297,13 +297,14 @@ def automation_requests(pipeline: Pipeline, cursor=None):
 
 def test_coverage_and_latest_follow_enriched_contacts(pipeline: Pipeline) -> None:
     requested, cursor = automation_requests(pipeline)
-    assert requested == {"contact_coverage": 0, "contacts_latest": 0}  # nothing to follow yet
+    assert requested == {"contact_coverage": 0, "contacts_latest": 0, "contacts_duckdb": 0}
     for date, prefix in (("2026-11-04", "cov-a"), ("2026-11-05", "cov-b")):
         pipeline.write_list(date, make_urls(prefix, 30) + make_urls("cov-both", 5))
         pipeline.plan(date)
         pipeline.drive(until_runs=1)
     requested, cursor = automation_requests(pipeline, cursor)
-    assert requested == {"contact_coverage": 2, "contacts_latest": 1}
+    # the views are requested with their inputs: they run after them in the same launch
+    assert requested == {"contact_coverage": 2, "contacts_latest": 1, "contacts_duckdb": 1}
 
     for date in ("2026-11-04", "2026-11-05"):
         dg.materialize(
@@ -320,7 +321,27 @@ def test_coverage_and_latest_follow_enriched_contacts(pipeline: Pipeline) -> Non
         selection=["contacts_latest"],
     )
     requested, cursor = automation_requests(pipeline, cursor)
-    assert requested == {"contact_coverage": 0, "contacts_latest": 0}  # handled, once
+    assert requested["contact_coverage"] == 0 and requested["contacts_latest"] == 0  # once
+    result = dg.materialize(
+        ALL_ASSETS,
+        instance=pipeline.instance,
+        resources=pipeline.resources,
+        selection=["contacts_duckdb"],
+    )
+    import duckdb
+
+    database = pipeline.layout.root / "warehouse" / "contacts.duckdb"
+    with duckdb.connect(str(database), read_only=True) as connection:
+        per_day = connection.execute(
+            "SELECT date::VARCHAR, count(*) FROM enriched_contacts GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        assert per_day == [("2026-11-04", 35), ("2026-11-05", 35)]
+        assert connection.execute("SELECT count(*) FROM contacts_latest").fetchone() == (65,)
+        assert connection.execute("SELECT count(*) FROM contact_coverage").fetchone() == (2,)
+    assert result.success
+    trend = pipeline.latest_materialization("contact_coverage", "2026-11-05").metadata
+    assert "2026-11-04" in trend["fill_rates_over_time"].value
+    assert "█" in trend["fill_rates_over_time"].value
 
     coverage = pq.read_table(
         pipeline.layout.warehouse_partition("contact_coverage", "2026-11-04")

@@ -23,11 +23,16 @@ from crust_assets.defs.checks import (
     unique_profile_url_check,
 )
 from crust_assets.defs.job_events import find_plan, plan_outcome
-from crust_assets.defs.metadata import column_schema, fill_rate_metadata, markdown_counts
+from crust_assets.defs.metadata import (
+    column_schema,
+    coverage_trend_markdown,
+    fill_rate_metadata,
+    markdown_counts,
+)
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.job_queue import MAX_URLS_PER_JOB, PlanState, job_count_for
-from crust_assets.storage import DataLayout, write_parquet_atomic, write_table_atomic
+from crust_assets.storage import DataLayout, atomic_path, write_parquet_atomic, write_table_atomic
 from crust_assets.table import (
     COLUMN_CREDITS,
     ENRICHED_CONTACTS_SCHEMA,
@@ -437,6 +442,7 @@ def contact_coverage(
     }
     target = layout.warehouse_partition("contact_coverage", date)
     write_table_atomic(target, pa.Table.from_pylist([row], schema=COVERAGE_SCHEMA))
+    history = coverage_dataset(layout).to_table().to_pylist()
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": 1,
@@ -444,8 +450,19 @@ def contact_coverage(
             "matched": stats.matched,
             **fill_rate_metadata(stats),
             "credits": row["credits"],
+            "fill_rates_over_time": dg.MetadataValue.md(coverage_trend_markdown(history)),
             "file": dg.MetadataValue.path(str(target)),
         }
+    )
+
+
+def coverage_dataset(layout: DataLayout) -> ds.Dataset:
+    """Every partition's coverage row, with `date` from the directory names."""
+    return ds.dataset(
+        layout.warehouse_dataset("contact_coverage"),
+        format="parquet",
+        schema=COVERAGE_SCHEMA.append(pa.field("date", pa.string())),
+        partitioning=ds.partitioning(pa.schema([pa.field("date", pa.string())]), flavor="hive"),
     )
 
 
@@ -472,5 +489,74 @@ def contacts_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
             "partitions_read": partitions,
             "rows_read": table.num_rows,
             "file": dg.MetadataValue.path(str(target)),
+        }
+    )
+
+
+# ---- contacts_duckdb ----------------------------------------------------------------------------
+DUCKDB_FILE = "contacts.duckdb"
+
+
+def duckdb_view_sql(layout: DataLayout) -> dict[str, str]:
+    """The views, over the hive-partitioned files: always current, nothing copied."""
+    warehouse = layout.root / "warehouse"
+
+    def glob(dataset: str) -> str:
+        return str(warehouse / dataset / "*" / "*.parquet").replace("'", "''")
+
+    latest = str(warehouse / "contacts_latest" / "data.parquet").replace("'", "''")
+    return {
+        "enriched_contacts": (
+            f"SELECT * FROM read_parquet('{glob('enriched_contacts')}', hive_partitioning = true,"
+            " hive_types = {'date': DATE}, union_by_name = true)"
+        ),
+        "contact_coverage": (
+            f"SELECT * FROM read_parquet('{glob('contact_coverage')}', hive_partitioning = true,"
+            " hive_types = {'date': DATE})"
+        ),
+        "rejected_urls": (
+            f"SELECT * FROM read_parquet('{glob('rejected_urls')}', hive_partitioning = true,"
+            " hive_types = {'date': DATE})"
+        ),
+        "contacts_latest": f"SELECT * FROM read_parquet('{latest}')",
+    }
+
+
+@dg.asset(
+    deps=[contacts_latest, contact_coverage],
+    group_name=GROUP,
+    kinds={"duckdb"},
+    automation_condition=automation,
+    description="A DuckDB database of views over the warehouse: open it and query, no setup.",
+)
+def contacts_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
+    import duckdb
+
+    layout = data_root.layout()
+    target = layout.root / "warehouse" / DUCKDB_FILE
+    views = {
+        name: sql
+        for name, sql in duckdb_view_sql(layout).items()
+        if any((layout.root / "warehouse" / name).glob("**/*.parquet"))
+    }
+    with atomic_path(target) as temp:
+        connection = duckdb.connect(str(temp))
+        try:
+            for name, sql in views.items():
+                connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+            counts = {
+                name: connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+                for name in views
+            }
+        finally:
+            connection.close()
+    return dg.MaterializeResult(
+        metadata={
+            "file": dg.MetadataValue.path(str(target)),
+            "views": dg.MetadataValue.json(sorted(views)),
+            **{f"rows_{name}": count for name, count in counts.items()},
+            "open_with": dg.MetadataValue.md(
+                f"```\nduckdb {target}\nSELECT * FROM contacts_latest LIMIT 10;\n```"
+            ),
         }
     )

@@ -44,3 +44,34 @@ def markdown_counts(counts: Mapping[str, int], label: str) -> str:
         f"| {key} | {value} |" for key, value in sorted(counts.items(), key=lambda kv: -kv[1])
     ]
     return "\n".join(lines)
+
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def _bar(rate: float | None, width: int = 20) -> str:
+    """A fill rate as a bar of block characters: trends read better as pictures than digits."""
+    if rate is None:
+        return "n/a"
+    full = int(rate * width)
+    partial = BARS[int((rate * width - full) * (len(BARS) - 1))] if full < width else ""
+    return "█" * full + partial.strip() + f" {rate:.0%}"
+
+
+def coverage_trend_markdown(rows: list[dict]) -> str:
+    """Fill rates per partition, newest last, as a markdown table of bars (shown in the UI)."""
+    if not rows:
+        return "no partitions yet"
+    lines = [
+        "| date | profiles | matched | business emails | personal emails | phones | credits |",
+        "| --- | ---: | --- | --- | --- | --- | ---: |",
+    ]
+    for row in sorted(rows, key=lambda r: r["date"])[-60:]:
+        matched = row["matched"] / row["requested"] if row["requested"] else None
+        lines.append(
+            f"| {row['date']} | {row['requested']} | {_bar(matched)} "
+            f"| {_bar(row['business_emails_fill_rate'])} "
+            f"| {_bar(row['personal_emails_fill_rate'])} "
+            f"| {_bar(row['phone_numbers_fill_rate'])} | {row['credits']} |"
+        )
+    return "\n".join(lines)

@@ -558,7 +558,7 @@ def contact_url_list_file_sensor(
 # (on by default, so they follow enriched_contacts without anyone clicking).
 contact_automation_sensor = dg.AutomationConditionSensorDefinition(
     "contact_automation_sensor",
-    target=dg.AssetSelection.assets("contact_coverage", "contacts_latest"),
+    target=dg.AssetSelection.assets("contact_coverage", "contacts_latest", "contacts_duckdb"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=poll_interval_seconds(),
     description="Updates contact_coverage and contacts_latest when enriched_contacts changes.",
