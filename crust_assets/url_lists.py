@@ -14,14 +14,18 @@ is an error (a header with the column misnamed: guessing which column holds the
 URLs would enrich, and bill, the wrong thing).
 
 Every data line is a row, including blank ones (they become ``empty`` rejects, so
-a user can see them), except that a final newline does not start a row and blank
-lines before a header are not data. Each row keeps its 1-based line number in the
-file (the first line of a record when a quoted value spans lines), which is what a
-user needs to find it in an editor.
+a user can see them), except that a final newline does not start a row, blank
+lines before a header are not data, and a file with nothing but blank lines is an
+empty list like an empty file (editors save "empty" files as a lone newline).
+
+Each row keeps its 1-based line number in the file (the first line of a record when
+a quoted value spans lines), which is what a user needs to find it in an editor.
 
 The stdlib ``csv`` module is used rather than ``pyarrow.csv``: the reader must
 report file line numbers and keep blank lines as rows, which ``pyarrow.csv`` does
-neither of; the stdlib reader does 100,000 lines in well under a second.
+neither of. A file without any double quote skips even that (a record is then a
+line, a field what lies between commas): 100,000 lines read in about 0.1 s, and
+in about 0.2-0.3 s through the csv module.
 """
 
 from __future__ import annotations
@@ -63,7 +67,6 @@ REJECTS_SCHEMA = pa.schema(
     ]
 )
 
-_LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
 _LINE_BREAK_BYTES_RE = re.compile(rb"\r\n|\r|\n")
 # A first line that is data, not a header: a scheme, "www." or a LinkedIn host.
 _URL_LIKE_RE = re.compile(r"^\W*(?:[a-z][a-z0-9+.\-]*://|www\.|[\w.\-]*linkedin\.)", re.I)
@@ -137,13 +140,13 @@ def read_url_list(path: str | os.PathLike[str]) -> UrlList:
     except OSError as exc:
         raise UrlListError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
     text = _decode(name, data)
-    lines = _LINE_BREAK_RE.split(text)
+    lines = _split_lines(text)
     if lines[-1] == "":
         lines.pop()  # the final newline ends the last line, it does not start a new one
 
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if first is None:  # empty file, or blank lines only
-        return UrlList(name, _raw_table(range(1, len(lines) + 1), lines), has_header=False)
+    if first is None:  # empty, or nothing but blank lines (an editor's lone newline)
+        return UrlList(name, _raw_table([], []), has_header=False)
     cells = _parse_first_row(name, lines[first], first + 1)
     keys = [cell.strip().lower() for cell in cells]
     if PROFILE_URL_COLUMN in keys:
@@ -152,7 +155,20 @@ def read_url_list(path: str | os.PathLike[str]) -> UrlList:
                 f"{name}: the header on line {first + 1} has several {PROFILE_URL_COLUMN} "
                 f"columns: {[c.strip() for c in cells]}"
             )
-        return _read_with_header(name, text, first, cells, keys.index(PROFILE_URL_COLUMN))
+        column = keys.index(PROFILE_URL_COLUMN)
+        if '"' in text:
+            return _read_with_header(name, text, first, cells, column)
+        # No quoting anywhere: a record is a line and a field is what lies between
+        # commas, exactly as the csv module would read it, at a fraction of the cost.
+        body = lines[first + 1 :]
+        values = [(line.split(",", column + 1) + [""] * column)[column] for line in body]
+        return UrlList(
+            name,
+            _raw_table(range(first + 2, first + 2 + len(body)), values),
+            has_header=True,
+            columns=tuple(c.strip() for c in cells),
+            profile_url_column=column,
+        )
     if len(cells) > 1 and not _URL_LIKE_RE.match(lines[first]):
         raise UrlListError(
             f"{name}: no {PROFILE_URL_COLUMN} column in the header on line {first + 1}; "
@@ -160,6 +176,13 @@ def read_url_list(path: str | os.PathLike[str]) -> UrlList:
         )
     # No header: every line (blank ones included) is one value, as written.
     return UrlList(name, _raw_table(range(1, len(lines) + 1), lines), has_header=False)
+
+
+def _split_lines(text: str) -> list[str]:
+    """Split at CRLF, CR or LF (what the csv module accepts), not at other separators."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.split("\n")
 
 
 def _decode(name: str, data: bytes) -> str:

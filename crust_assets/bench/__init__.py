@@ -1,0 +1,1 @@
+"""Benchmarks run by ``make bench``: plain functions that return their figures as dicts."""

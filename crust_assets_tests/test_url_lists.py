@@ -1,0 +1,290 @@
+"""Reading input lists from real files, and preparing them (normalise, dedupe, rejects)."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from crust_assets.profile_urls import normalize_profile_url
+from crust_assets.url_lists import (
+    PreparedUrlList,
+    UrlList,
+    UrlListError,
+    prepare_url_list,
+    read_url_list,
+)
+
+JD = "https://www.linkedin.com/in/john-doe"
+JANE = "https://www.linkedin.com/in/jane-roe"
+
+
+def write(tmp_path: Path, content: str | bytes, name: str = "2026-11-29.csv") -> Path:
+    path = tmp_path / name
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    return path
+
+
+def rows(url_list: UrlList) -> list[tuple[int, str]]:
+    return list(
+        zip(
+            url_list.table.column("line_number").to_pylist(),
+            url_list.table.column("raw").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def test_header_in_any_position_other_columns_ignored(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "name, Profile_URL ,company\n"
+        'John,https://www.linkedin.com/in/john-doe,"Acme, Inc."\n'
+        "Jane,linkedin.com/in/jane-roe/,Other\n",
+    )
+    url_list = read_url_list(path)
+    assert url_list.has_header
+    assert url_list.columns == ("name", "Profile_URL", "company")
+    assert url_list.profile_url_column == 1
+    assert url_list.path == str(path)
+    assert rows(url_list) == [(2, JD), (3, "linkedin.com/in/jane-roe/")]
+    assert url_list.table.schema == pa.schema([("line_number", pa.int64()), ("raw", pa.string())])
+
+
+def test_bom_and_crlf(tmp_path: Path) -> None:
+    content = codecs.BOM_UTF8 + b"profile_url\r\nhttps://www.linkedin.com/in/john-doe\r\n\r\nx\r\n"
+    url_list = read_url_list(write(tmp_path, content))
+    assert url_list.has_header
+    assert url_list.columns == ("profile_url",)
+    assert rows(url_list) == [(2, JD), (3, ""), (4, "x")]
+
+
+def test_quoted_fields_with_commas_and_newlines(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'note,profile_url\n"a, b",https://www.linkedin.com/in/john-doe\n'
+        '"two\nlines","https://www.linkedin.com/in/jane-roe?a=1,2"\n'
+        "short\n",
+    )
+    url_list = read_url_list(path)
+    # The record starting on line 3 spans lines 3-4; a short row has no value.
+    assert rows(url_list) == [(2, JD), (3, JANE + "?a=1,2"), (5, "")]
+
+
+def test_header_only_is_a_valid_empty_list(tmp_path: Path) -> None:
+    url_list = read_url_list(write(tmp_path, "profile_url\n"))
+    assert url_list.has_header and url_list.num_rows == 0
+    prepared = prepare_url_list(url_list)
+    assert prepared.counts == {
+        "rows_read": 0,
+        "valid": 0,
+        "duplicates": 0,
+        "rejected": 0,
+        "rejected_by_reason": {},
+    }
+
+
+@pytest.mark.parametrize("content", [b"", codecs.BOM_UTF8])
+def test_empty_file_is_a_valid_empty_list(tmp_path: Path, content: bytes) -> None:
+    url_list = read_url_list(write(tmp_path, content))
+    assert not url_list.has_header and url_list.num_rows == 0
+    assert url_list.columns == ()
+
+
+@pytest.mark.parametrize("bom", [b"", codecs.BOM_UTF8])
+def test_invalid_utf8_names_file_offset_and_line(tmp_path: Path, bom: bytes) -> None:
+    good = bom + b"profile_url\r\nhttps://www.linkedin.com/in/jos"
+    path = write(tmp_path, good + b"\xe9\r\n")
+    with pytest.raises(UrlListError) as info:
+        read_url_list(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert f"byte offset {len(good)} " in message
+    assert "(line 2)" in message and "0xE9" in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_utf16_file_is_named_as_such(tmp_path: Path) -> None:
+    path = write(tmp_path, "profile_url\n".encode("utf-16"))
+    with pytest.raises(UrlListError, match="UTF-16"):
+        read_url_list(path)
+
+
+def test_missing_profile_url_column_names_file_and_columns(tmp_path: Path) -> None:
+    path = write(tmp_path, "name,linkedin\nJohn,https://www.linkedin.com/in/john-doe\n")
+    with pytest.raises(UrlListError) as info:
+        read_url_list(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "no profile_url column" in message
+    assert "'name'" in message and "'linkedin'" in message
+
+
+def test_duplicate_profile_url_columns_are_an_error(tmp_path: Path) -> None:
+    with pytest.raises(UrlListError, match="several profile_url columns"):
+        read_url_list(write(tmp_path, "profile_url,PROFILE_URL\na,b\n"))
+
+
+def test_missing_file_is_a_url_list_error(tmp_path: Path) -> None:
+    with pytest.raises(UrlListError, match="cannot read"):
+        read_url_list(tmp_path / "nope.csv")
+
+
+def test_no_header_one_url_per_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "https://www.linkedin.com/in/john-doe\n"
+        "\n"
+        "https://www.linkedin.com/in/jane-roe?x=1,2\n"
+        '"linkedin.com/in/john-doe/"\n',
+    )
+    url_list = read_url_list(path)
+    assert not url_list.has_header
+    assert url_list.profile_url_column is None
+    # Whole lines: commas stay in the value, quotes are left to the normaliser.
+    assert rows(url_list) == [
+        (1, JD),
+        (2, ""),
+        (3, JANE + "?x=1,2"),
+        (4, '"linkedin.com/in/john-doe/"'),
+    ]
+
+
+def test_no_header_first_line_url_with_other_cells_is_data(tmp_path: Path) -> None:
+    url_list = read_url_list(write(tmp_path, "https://www.linkedin.com/in/john-doe,John\n"))
+    assert not url_list.has_header
+    assert rows(url_list) == [(1, "https://www.linkedin.com/in/john-doe,John")]
+
+
+def test_single_unknown_first_cell_is_data_not_header(tmp_path: Path) -> None:
+    url_list = read_url_list(write(tmp_path, "url\nlinkedin.com/in/john-doe\n"))
+    assert not url_list.has_header
+    prepared = prepare_url_list(url_list)
+    assert prepared.rejects.to_pylist()[0]["line_number"] == 1
+
+
+def test_blank_lines_before_header_are_not_rows(tmp_path: Path) -> None:
+    url_list = read_url_list(write(tmp_path, "\n\nprofile_url\nlinkedin.com/in/john-doe"))
+    assert url_list.has_header
+    assert rows(url_list) == [(4, "linkedin.com/in/john-doe")]  # no final newline: still a row
+
+
+def test_trailing_newline_is_not_a_row_but_blank_lines_are(tmp_path: Path) -> None:
+    url_list = read_url_list(write(tmp_path, "profile_url\nlinkedin.com/in/john-doe\n\n   \n"))
+    assert rows(url_list) == [(2, "linkedin.com/in/john-doe"), (3, ""), (4, "   ")]
+    prepared = prepare_url_list(url_list)
+    assert prepared.rejected_by_reason == {"empty": 2}
+
+
+@pytest.mark.parametrize("content", ["\n", "\n\n", "\r\n  \r\n"])
+def test_blank_lines_only_is_an_empty_list(tmp_path: Path, content: str) -> None:
+    url_list = read_url_list(write(tmp_path, content))
+    assert not url_list.has_header
+    assert url_list.num_rows == 0
+
+
+def test_blank_lines_between_urls_are_rows_without_header(tmp_path: Path) -> None:
+    url_list = read_url_list(write(tmp_path, "\nlinkedin.com/in/john-doe\n\n"))
+    assert rows(url_list) == [(1, ""), (2, "linkedin.com/in/john-doe"), (3, "")]
+
+
+def test_prepare_dedupes_keeps_first_and_reports_rejects(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "profile_url,name\n"
+        "https://www.linkedin.com/in/John-Doe/,a\n"  # 2: valid
+        "https://www.linkedin.com/company/acme,b\n"  # 3: not a profile
+        "linkedin.com/in/john-doe?utm_source=x,c\n"  # 4: duplicate of 2
+        ",d\n"  # 5: empty
+        "https://uk.linkedin.com/in/jane-roe,e\n"  # 6: valid
+        '"=HYPERLINK(""x"")",f\n'  # 7: formula
+        "https://www.example.com/in/x,g\n"  # 8: other site
+        "www.linkedin.com/in/JANE-ROE,h\n",  # 9: duplicate of 6
+    )
+    prepared = prepare_url_list(read_url_list(path))
+    assert isinstance(prepared, PreparedUrlList)
+    assert prepared.valid.to_pylist() == [
+        {"profile_url": JD, "line_number": 2},
+        {"profile_url": JANE, "line_number": 6},
+    ]
+    assert prepared.rejects.column_names == ["line_number", "raw_value", "reason", "message"]
+    rejects = prepared.rejects.to_pylist()
+    assert [(r["line_number"], r["raw_value"], r["reason"]) for r in rejects] == [
+        (3, "https://www.linkedin.com/company/acme", "not_a_profile"),
+        (5, "", "empty"),
+        (7, '=HYPERLINK("x")', "spreadsheet_formula"),
+        (8, "https://www.example.com/in/x", "other_site"),
+    ]
+    for r in rejects:
+        assert r["message"] == normalize_profile_url(r["raw_value"]).message
+    assert prepared.counts == {
+        "rows_read": 8,
+        "valid": 2,
+        "duplicates": 2,
+        "rejected": 4,
+        "rejected_by_reason": {
+            "empty": 1,
+            "spreadsheet_formula": 1,
+            "other_site": 1,
+            "not_a_profile": 1,
+        },
+    }
+
+
+def test_prepare_accepts_a_bare_table_without_line_numbers() -> None:
+    table = pa.table({"raw": ["linkedin.com/in/john-doe", "nope", "linkedin.com/in/john-doe"]})
+    prepared = prepare_url_list(table)
+    assert prepared.valid.to_pylist() == [{"profile_url": JD, "line_number": 1}]
+    assert prepared.rejects.column("line_number").to_pylist() == [2]
+    assert prepared.duplicates == 1
+
+
+def test_hundred_thousand_lines(tmp_path: Path) -> None:
+    n = 100_000
+    lines = ["name,profile_url"]
+    for i in range(n):
+        if i % 1000 == 0:
+            lines.append(f"n{i},")  # blank value
+        elif i % 10 == 0:
+            lines.append(f"n{i},https://www.linkedin.com/in/person-{i - 1:06d}/")  # duplicate
+        else:
+            lines.append(f"n{i},https://www.linkedin.com/in/person-{i:06d}")
+    path = write(tmp_path, "\r\n".join(lines) + "\r\n")
+    url_list = read_url_list(path)
+    assert url_list.num_rows == n
+    assert url_list.table.column("line_number")[-1].as_py() == n + 1
+    prepared = prepare_url_list(url_list)
+    blanks = n // 1000
+    duplicates = n // 10 - blanks
+    assert prepared.counts == {
+        "rows_read": n,
+        "valid": n - blanks - duplicates,
+        "duplicates": duplicates,
+        "rejected": blanks,
+        "rejected_by_reason": {"empty": blanks},
+    }
+    assert prepared.valid.column("line_number")[:2].to_pylist() == [3, 4]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_unquoted_shortcut_reads_like_the_csv_module(tmp_path: Path, newline: str) -> None:
+    """Files without quotes skip the csv module; the result must be the same."""
+    data_lines = ["a,https://x/in/a1,z", "", "b", "c,,", " ,  d  ,e,f", "g,h", "   "]
+    text = newline.join(["name,profile_url,company", *data_lines]) + newline
+    unquoted = read_url_list(write(tmp_path, text, "plain.csv"))
+    # One harmless quoted cell forces the csv-module path for the same rows.
+    quoted = read_url_list(write(tmp_path, text.replace("name", '"name"', 1), "quoted.csv"))
+    assert rows(unquoted) == rows(quoted)
+    assert rows(unquoted) == [
+        (2, "https://x/in/a1"),
+        (3, ""),
+        (4, ""),
+        (5, ""),
+        (6, "  d  "),
+        (7, "h"),
+        (8, ""),
+    ]
