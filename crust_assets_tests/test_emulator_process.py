@@ -77,7 +77,8 @@ def receiver() -> Iterator[_Receiver]:
 
 
 def test_jobs_survive_a_restart(emulator_factory: Callable[..., EmulatorProcess]) -> None:
-    emulator = emulator_factory(pending_seconds=0.3, processing_seconds=1.2)
+    # Long enough that a restart on a loaded machine still finds the job running.
+    emulator = emulator_factory(pending_seconds=0.3, processing_seconds=5.0)
     port = emulator.port
     with api_client(emulator) as client:
         done = wait_for(client, submit(client, SEED_URLS)["batch_id"], ["completed"])
