@@ -82,6 +82,7 @@ class Pipeline:
             ],
             schedules=[daily_contact_enrichment_schedule],
             resources=self.resources,
+            executor=dg.in_process_executor,
         )
 
     # ---- inputs and planning -----------------------------------------------------------
