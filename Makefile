@@ -27,6 +27,14 @@ test: $(STAMP)
 	$(BIN)/ruff check crust_assets crust_assets_tests
 	$(BIN)/pytest -q
 
+## Speed and memory figures, as ratios against baselines measured in the same run.
+bench: $(STAMP)
+	$(BIN)/python -m crust_assets.bench
+
+## The fault matrix, end to end through Dagster; one line per scenario.
+faults: $(STAMP)
+	$(BIN)/python -m crust_assets_tests.fault_matrix
+
 lint: $(STAMP)
 	$(BIN)/ruff check crust_assets crust_assets_tests
 	$(BIN)/ruff format --check crust_assets crust_assets_tests

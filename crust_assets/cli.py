@@ -19,6 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 DEFAULT_EMULATOR_HOST = "127.0.0.1"
 DEFAULT_EMULATOR_PORT = 8711
@@ -156,6 +157,171 @@ def _run_emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_webhook(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "webhook",
+        help="receive Crustdata job-complete callbacks (hints for the submitter sensor)",
+        description="Serve POST /hooks/crustdata/<token>. The token comes from env"
+        " CRUST_WEBHOOK_TOKEN (at least 16 characters); point CRUST_WEBHOOK_URL at"
+        " http://<this host>:<port>/hooks/crustdata/<token> so jobs are submitted with it.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    parser.add_argument("--port", type=int, default=8712, help="port to bind")
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("CRUST_DATA_DIR", "data"), help="data root"
+    )
+    parser.set_defaults(func=_run_webhook)
+
+
+def _run_webhook(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from crust_assets.webhook import serve
+
+    token = os.environ.get("CRUST_WEBHOOK_TOKEN", "")
+    if len(token) < 16:
+        print("crust-assets webhook: set CRUST_WEBHOOK_TOKEN (>= 16 characters)", file=sys.stderr)
+        return 2
+    serve(args.host, args.port, Path(args.data_dir), token)
+    return 0
+
+
+def _add_forget(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "forget",
+        help="erase people from the warehouse and refuse to enrich them again",
+        description="Remove each person (any form of their profile URL) from every partition of"
+        " enriched_contacts, from contacts_latest and from staged reused rows, rewriting the"
+        " files atomically, and record the erasure in <data>/erasures/erasures.parquet (no"
+        " contact values). contact_enrichment_batch then skips erased URLs unless"
+        " CRUST_ALLOW_REENRICH_ERASED=true.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("profile_urls", nargs="+", metavar="PROFILE_URL", help="people to erase")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("CRUST_DATA_DIR", "data"),
+        help="data root (env CRUST_DATA_DIR)",
+    )
+    parser.set_defaults(func=_run_forget)
+
+
+def _run_forget(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from crust_assets.erasure import ErasureInputError, erasures_path, forget
+    from crust_assets.storage import DataLayout
+
+    layout = DataLayout(Path(args.data_dir).expanduser().resolve())
+    try:
+        report = forget(layout, args.profile_urls)
+    except ErasureInputError as exc:
+        print(f"crust-assets forget: {exc}", file=sys.stderr)
+        return 2
+    for erasure in report.erasures:
+        where = ", ".join(erasure.partitions) or "no enriched_contacts partition"
+        print(
+            f"{erasure.profile_url}: {erasure.rows_removed} rows removed from "
+            f"{len(erasure.files)} files ({where})"
+        )
+        for plan in erasure.unloaded_plans:
+            print(
+                f"  warning: {plan} names this person and is not loaded yet; its "
+                "enriched_contacts run would write the row again: run forget after it",
+                file=sys.stderr,
+            )
+    for temp in report.removed_temp_files:
+        print(f"removed {temp} (left by a writer that died)")
+    for temp in report.live_temp_files:
+        print(
+            f"  warning: {temp} is being written (or was, less than an hour ago); it may hold "
+            "the person: run forget again when it is gone",
+            file=sys.stderr,
+        )
+    print(f"recorded in {erasures_path(layout)}; re-enrichment is refused from now on")
+    return 0 if report.complete else 1
+
+
+def _add_ingest(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "ingest",
+        help="turn result files downloaded by hand into an enriched_contacts Parquet file",
+        description="Read Crustdata batch result files (gzip or plain JSONL, detected by magic"
+        " bytes; envelope or flat records) with the same code as the enriched_contacts asset,"
+        " and write one Parquet file of the enriched_contacts schema atomically. Prints a JSON"
+        " summary. Without --urls, duplicate profile URLs are dropped (the first is kept), which"
+        " keeps every distinct URL in memory (~110 bytes each).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("files", nargs="+", metavar="RESULTS.jsonl.gz", help="result files")
+    parser.add_argument("--out", required=True, metavar="FILE.parquet", help="file to write")
+    parser.add_argument(
+        "--batch-id", default=None, help="batch_id column (default: each file's name, no suffix)"
+    )
+    parser.add_argument(
+        "--enriched-at",
+        type=_utc_datetime,
+        default=None,
+        metavar="ISO-8601",
+        help="enriched_at column, e.g. 2026-11-20T12:00:00Z (default: now; naive = UTC)",
+    )
+    parser.add_argument(
+        "--urls",
+        default=None,
+        metavar="FILE",
+        help="the job's submitted URLs, one per line (optional profile_url header): keep only"
+        " those, count duplicates and unexpected records, report missing URLs",
+    )
+    parser.add_argument(
+        "--keep-duplicates",
+        action="store_true",
+        help="without --urls: keep every record (constant memory, no duplicate check)",
+    )
+    parser.set_defaults(func=_run_ingest)
+
+
+def _utc_datetime(text: str) -> datetime:
+    try:
+        # Python 3.10's fromisoformat does not take a trailing "Z".
+        value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _read_url_file(path: str) -> list[str]:
+    with open(path, encoding="utf-8-sig") as handle:
+        urls = [line.strip() for line in handle]
+    if urls and urls[0] == "profile_url":
+        urls = urls[1:]
+    return [url for url in urls if url]
+
+
+def _run_ingest(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from crust_assets.crustdata import DownloadError, ResultParseError
+    from crust_assets.ingest import ResultFileError, ingest_files
+
+    try:
+        expected = _read_url_file(args.urls) if args.urls else None
+        report = ingest_files(
+            [Path(f) for f in args.files],
+            Path(args.out),
+            batch_id=args.batch_id,
+            enriched_at=args.enriched_at,
+            expected_urls=expected,
+            dedupe=not args.keep_duplicates,
+        )
+    except (OSError, ResultFileError, ResultParseError, DownloadError) as error:
+        print(f"crust-assets ingest: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(dataclasses.asdict(report), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; each subcommand is added by its own ``_add_*`` function."""
     parser = argparse.ArgumentParser(
@@ -164,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_emulator(subparsers)
+    _add_ingest(subparsers)
+    _add_forget(subparsers)
+    _add_webhook(subparsers)
     return parser
 
 

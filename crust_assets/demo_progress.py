@@ -137,8 +137,8 @@ def summarise(data_dir: Path, date: str) -> str:
         f"contacts_latest: {layout.warehouse_dataset('contacts_latest') / 'data.parquet'}",
         "",
         "Query it (DuckDB, from the repo root):",
-        "  .venv/bin/python -c \"import duckdb; duckdb.sql(\\\"SELECT date, count(*), "
+        '  .venv/bin/python -c "import duckdb; duckdb.sql(\\"SELECT date, count(*), '
         "avg(matched::INT) FROM read_parquet('data/warehouse/enriched_contacts/*/*.parquet', "
-        'hive_partitioning = true) GROUP BY date\\\").show()\"',
+        'hive_partitioning = true) GROUP BY date\\").show()"',
     ]
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from crust_assets.defs.metadata import (
 )
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
+from crust_assets.ingest import JobLedger, PartStats, coalesce_batches, job_batches
 from crust_assets.job_queue import MAX_URLS_PER_JOB, PlanState, job_count_for
 from crust_assets.storage import DataLayout, atomic_path, write_parquet_atomic, write_table_atomic
 from crust_assets.table import (
@@ -39,10 +40,7 @@ from crust_assets.table import (
     REJECTS_SCHEMA,
     URL_LIST_SCHEMA,
     FillStats,
-    empty_row,
-    record_to_row,
     requested_columns,
-    rows_to_batches,
     worst_case_credits,
 )
 from crust_assets.url_lists import UrlListError, prepare_url_list, read_url_list
@@ -147,6 +145,23 @@ def contact_enrichment_batch(
     urls = pq.read_table(
         layout.staging_partition("contact_url_list", date), columns=["profile_url"]
     )
+    # People erased with `crust-assets forget` are not bought back unless explicitly allowed.
+    from crust_assets.erasure import erased_urls
+
+    erased = set() if enrichment.allow_reenrich_erased else erased_urls(layout)
+    refused_erased = 0
+    if erased:
+        not_erased = pc.invert(
+            pc.is_in(urls.column("profile_url"), value_set=pa.array(sorted(erased), pa.string()))
+        )
+        kept = urls.filter(not_erased)
+        refused_erased = urls.num_rows - kept.num_rows
+        urls = kept
+    if refused_erased:
+        context.log.warning(
+            f"{refused_erased} URLs of {date} were erased with `crust-assets forget`: not "
+            "enriched (set CRUST_ALLOW_REENRICH_ERASED=true to enrich them again)"
+        )
     window = timedelta(days=enrichment.reenrich_window_days)
     reused = recent_enrichments(
         layout, urls.column("profile_url"), datetime.now(timezone.utc) - window
@@ -188,6 +203,7 @@ def contact_enrichment_batch(
             "job_count": job_count,
             "urls_to_submit": to_submit.num_rows,
             "urls_reused": reused.num_rows,
+            "urls_refused_erased": refused_erased,
             "reenrich_window_days": enrichment.reenrich_window_days,
             "fields": ",".join(fields),
             "credits_estimate_worst_case": estimate,
@@ -335,9 +351,10 @@ class ContactsLoader:
         self.unexpected = 0
         self.rows_from_jobs = 0
         self.rows_reused = 0
+        self.parts = PartStats()
 
-    def job_urls(self, index: int) -> list[str]:
-        return self.plan_file.read_row_group(index, columns=["profile_url"]).column(0).to_pylist()
+    def job_urls(self, index: int) -> pa.ChunkedArray:
+        return self.plan_file.read_row_group(index, columns=["profile_url"]).column(0)
 
     def expected_urls(self) -> int:
         """Rows the partition must have: every URL of the plan plus the reused ones."""
@@ -350,39 +367,26 @@ class ContactsLoader:
             for batch in reused.iter_batches(batch_size=8192):
                 self.rows_reused += batch.num_rows
                 yield pa.RecordBatch.from_arrays(batch.columns, schema=ENRICHED_CONTACTS_SCHEMA)
-        for index in sorted(self.completed):
-            yield from rows_to_batches(self._job_rows(client, index))
+        # One small batch per job, joined so that the file has a few large row groups.
+        jobs = (
+            batch for index in sorted(self.completed) for batch in self._job_batches(client, index)
+        )
+        yield from coalesce_batches(jobs)
 
-    def _job_rows(self, client: CrustdataClient, index: int) -> Iterator[dict]:
-        event = self.completed[index]
-        batch_id = str(event["batch_id"])
+    def _job_batches(self, client: CrustdataClient, index: int) -> Iterator[pa.RecordBatch]:
+        """A job's rows through the fast ingest path (crust_assets.ingest), with its bookkeeping:
+        only the job's URLs, first record kept, duplicates and strangers counted, missing listed.
+        """
+        batch_id = str(self.completed[index]["batch_id"])
         self.batch_ids.append(batch_id)
         status = client.status(batch_id)
-        enriched_at = status.completed_at
-        pending = dict.fromkeys(self.job_urls(index), True)
-        if (status.result_count or 0) == 0:
-            # Nothing found for any URL: the API writes no file (its URL answers 404).
-            for url in list(pending):
-                del pending[url]
-                self.rows_from_jobs += 1
-                yield empty_row(
-                    url, columns=self.columns, batch_id=batch_id, enriched_at=enriched_at
-                )
-            return
-        delivered: set[str] = set()
-        for record in client.iter_results(status):
-            url = record.profile_url
-            if url in delivered:
-                self.duplicates += 1
-                continue
-            if url not in pending:
-                self.unexpected += 1
-                continue
-            del pending[url]
-            delivered.add(url)
-            self.rows_from_jobs += 1
-            yield record_to_row(record, batch_id=batch_id, enriched_at=enriched_at)
-        self.missing.extend(pending)
+        ledger = JobLedger(self.job_urls(index))
+        for batch in job_batches(client, status, ledger, columns=self.columns, stats=self.parts):
+            self.rows_from_jobs += batch.num_rows
+            yield batch
+        self.duplicates += ledger.duplicates
+        self.unexpected += ledger.unexpected
+        self.missing.extend(ledger.missing())
 
 
 # ---- contact_coverage ---------------------------------------------------------------------------

@@ -29,10 +29,17 @@ def env_int_or(name: str, default: int) -> object:
     return dg.EnvVar.int(name) if os.environ.get(name) else default
 
 
+def env_flag(name: str) -> bool:
+    """A yes/no setting (`dg.EnvVar` has no bool form): true, 1, yes or on mean yes."""
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 class CrustdataResource(dg.ConfigurableResource):
     """The Crustdata batch API: the real one when a key is set, the local emulator otherwise."""
 
-    api_key: str | None = Field(default=None, description="env CRUSTDATA_API_KEY")
+    # repr=False: the resolved resource (inside a run) must never print the key in a repr,
+    # an exception text or a log line.
+    api_key: str | None = Field(default=None, description="env CRUSTDATA_API_KEY", repr=False)
     base_url: str | None = Field(
         default=None,
         description="env CRUSTDATA_BASE_URL; default: real API with a key, emulator without",
@@ -91,6 +98,11 @@ class EnrichmentSettings(dg.ConfigurableResource):
     tick_budget_seconds: float = Field(
         default=20.0, description="Work per sensor tick, well under Dagster's 60 s tick limit."
     )
+    allow_reenrich_erased: bool = Field(
+        default=False,
+        description="env CRUST_ALLOW_REENRICH_ERASED: submit URLs erased with `crust-assets "
+        "forget` again (default: skipped)",
+    )
 
     def api_fields(self) -> list[str]:
         """The configured fields, validated so a typo fails at planning, not at submit."""
@@ -128,6 +140,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             reenrich_window_days=env_int_or("CRUST_REENRICH_WINDOW_DAYS", 30),  # type: ignore[arg-type]
             max_job_attempts=env_int_or("CRUST_MAX_JOB_ATTEMPTS", 3),  # type: ignore[arg-type]
             retry_cooldown_seconds=env_int_or("CRUST_RETRY_COOLDOWN_SECONDS", 60),  # type: ignore[arg-type]
+            allow_reenrich_erased=env_flag("CRUST_ALLOW_REENRICH_ERASED"),
         ),
         "data_root": DataRoot(data_dir=env_or("CRUST_DATA_DIR", "data")),  # type: ignore[arg-type]
     }

@@ -27,6 +27,7 @@ from crust_assets.crustdata import (
     TooManyActiveJobsError,
 )
 from crust_assets.defs.job_events import (
+    BATCH_ASSET_KEY,
     iter_observations,
     iter_plan_records,
     latest_observation_storage_id,
@@ -34,7 +35,11 @@ from crust_assets.defs.job_events import (
     plan_from_record,
     record_job_event,
 )
-from crust_assets.defs.jobs import enriched_contacts_job, plan_contact_enrichment_job
+from crust_assets.defs.jobs import (
+    PIPELINE_RUN_TAGS,
+    enriched_contacts_job,
+    plan_contact_enrichment_job,
+)
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.job_queue import JobEvent, JobState, PlanState, QueueState
@@ -238,7 +243,12 @@ class SubmitterTick:
         ]
         if not unconfirmed:
             return
+        # Every batch id our events ever named is ours and not the lost one, including jobs that
+        # already finished and left the cursor: a job of the same size completed a moment
+        # earlier must not make the look-up ambiguous (fault matrix: lost-submit-reconciled).
         known = {job.batch_id for _, job in self.state.slot_holders() if job.batch_id is not None}
+        earliest = min((job.window_start or job.since) for _, job in unconfirmed)
+        known |= recorded_batch_ids(self.instance, earliest - CLOCK_SKEW_SECONDS - 60.0)
         try:
             self.calls += 1
             recent = list(self.client.list_batches(limit=100))
@@ -472,6 +482,27 @@ class SubmitterTick:
         return text
 
 
+def recorded_batch_ids(instance: dg.DagsterInstance, since: float) -> set[str]:
+    """Batch ids named by job events written after `since` (unix seconds): jobs known to be ours."""
+    records_filter = dg.AssetRecordsFilter(asset_key=BATCH_ASSET_KEY, after_timestamp=since)
+    ids: set[str] = set()
+    cursor = None
+    while True:
+        result = instance.fetch_observations(
+            records_filter, limit=500, cursor=cursor, ascending=True
+        )
+        for record in result.records:
+            observation = record.asset_observation
+            if observation is None:
+                continue
+            batch_id = metadata_values(dict(observation.metadata)).get("batch_id")
+            if batch_id:
+                ids.add(str(batch_id))
+        if not result.has_more:
+            return ids
+        cursor = result.cursor
+
+
 def read_job_urls(plan_file: Path, index: int, expected: int) -> list[str]:
     """The URLs of job `index`: row group `index` of the plan file (one row group per job)."""
     table = pq.ParquetFile(plan_file).read_row_group(index, columns=["job_index", "profile_url"])
@@ -501,11 +532,12 @@ def contact_enrichment_sensor(
     enrichment: EnrichmentSettings,
     data_root: DataRoot,
 ) -> dg.SensorResult:
-    # Short per-call retry budget: the whole tick must end well inside Dagster's 60 s limit.
-    with crustdata.client(
-        timeout=SENSOR_CALL_TIMEOUT_SECONDS, max_retry_seconds=SENSOR_RETRY_SECONDS
-    ) as client:
-        return SubmitterTick(context, client, enrichment, data_root).run()
+    # Short per-call retry budget: the whole tick must end well inside Dagster's 60 s limit. A
+    # shorter read timeout configured on the resource wins; the tick's reconcile window must use
+    # the timeout the client really had, so it is passed on.
+    timeout = min(crustdata.timeout_seconds, SENSOR_CALL_TIMEOUT_SECONDS)
+    with crustdata.client(timeout=timeout, max_retry_seconds=SENSOR_RETRY_SECONDS) as client:
+        return SubmitterTick(context, client, enrichment, data_root, call_timeout=timeout).run()
 
 
 INPUT_FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.csv$")
@@ -561,5 +593,6 @@ contact_automation_sensor = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.assets("contact_coverage", "contacts_latest", "contacts_duckdb"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=poll_interval_seconds(),
+    run_tags=PIPELINE_RUN_TAGS,
     description="Updates contact_coverage and contacts_latest when enriched_contacts changes.",
 )
