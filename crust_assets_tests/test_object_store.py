@@ -265,6 +265,22 @@ def test_local_roots_stay_paths_and_urls_are_parsed() -> None:
     assert memory.url(memory.input_file(DATE)).endswith(f"crust-layout/root/input/{DATE}.csv")
 
 
+def test_file_sensor_sees_a_list_landing_in_the_watermark_s_second(tmp_path: Path) -> None:
+    """S3 times are whole seconds: a second list with the same time must still start a run."""
+    pipeline = Pipeline(tmp_path / "data", "http://127.0.0.1:9")
+    same_second = 1_790_000_000
+    first_path = Path(pipeline.write_list("2026-11-08", ["https://www.linkedin.com/in/a"]))
+    os.utime(first_path, (same_second, same_second))
+    first = _file_sensor(pipeline, None)
+    assert [r.partition_key for r in first.run_requests] == ["2026-11-08"]
+    second_path = Path(pipeline.write_list("2026-11-09", ["https://www.linkedin.com/in/b"]))
+    os.utime(second_path, (same_second, same_second))
+    second = _file_sensor(pipeline, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["2026-11-09"]
+    assert not _file_sensor(pipeline, second.cursor).run_requests
+    assert not _file_sensor(pipeline, str(same_second * 10**9 + 1)).run_requests  # old cursors
+
+
 def _file_sensor(pipeline: Pipeline, cursor: str | None) -> dg.SensorResult:
     context = dg.build_sensor_context(
         instance=pipeline.instance, resources=pipeline.resources, cursor=cursor

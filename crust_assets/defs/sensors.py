@@ -5,6 +5,7 @@ in total, and a single writer (the daemon serialises a sensor's ticks) is what k
 backfill from fighting over the slots or billing a job twice. See `crust_assets.job_queue`.
 """
 
+import json
 import os
 import re
 import time
@@ -535,18 +536,22 @@ def contact_url_list_file_sensor(
 ) -> dg.SensorResult:
     layout = data_root.layout()
     input_dir = layout.input_dir
-    watermark = int(context.cursor or 0)
-    newest = watermark
+    watermark, seen_at_watermark = parse_file_cursor(context.cursor)
+    newest, seen_at_newest = watermark, set(seen_at_watermark)
     requests = []
     valid_keys = set(daily_partitions.get_partition_keys())
-    # Listed through the data root's filesystem: on S3 the time is the object's LastModified.
+    # Listed through the data root's filesystem: on S3 the time is the object's LastModified,
+    # in whole seconds, so a list landing in the second of the watermark is told apart by name.
     for name, modified in layout.list_files(input_dir):
         match = INPUT_FILE_PATTERN.match(name)
         if not match:
             continue
-        if modified <= watermark:
+        if modified < watermark or (modified == watermark and name in seen_at_watermark):
             continue
-        newest = max(newest, modified)
+        if modified > newest:
+            newest, seen_at_newest = modified, set()
+        if modified == newest:
+            seen_at_newest.add(name)
         date = match.group(1)
         if date not in valid_keys:
             context.log.warning(f"{name}: {date} is not a partition of this pipeline")
@@ -558,9 +563,26 @@ def contact_url_list_file_sensor(
         )
     return dg.SensorResult(
         run_requests=requests,
-        cursor=str(newest),
+        cursor=file_cursor(newest, seen_at_newest),
         skip_reason=None if requests else f"no new list in {layout.url(input_dir)}",
     )
+
+
+def file_cursor(mtime_ns: int, names: set[str]) -> str:
+    """The watermark, plus the (few) names already seen at exactly that time."""
+    if not names:
+        return str(mtime_ns)
+    return json.dumps({"mtime_ns": mtime_ns, "names": sorted(names)})
+
+
+def parse_file_cursor(cursor: str | None) -> tuple[int, set[str]]:
+    """Reads both forms: a bare watermark (older cursors) and the watermark with names."""
+    if not cursor:
+        return 0, set()
+    if cursor.lstrip().startswith("{"):
+        value = json.loads(cursor)
+        return int(value["mtime_ns"]), set(value["names"])
+    return int(cursor), set()
 
 
 # contact_coverage and contacts_latest carry automation conditions; this sensor evaluates them
