@@ -66,19 +66,19 @@ class DataLayout:
         return isinstance(self.fs, LocalFileSystem)
 
     @property
-    def input_dir(self) -> Path:
+    def input_dir(self) -> PurePath:
         return self.root / "input"
 
-    def input_file(self, date: str) -> Path:
+    def input_file(self, date: str) -> PurePath:
         return self.input_dir / f"{date}.csv"
 
-    def warehouse_dataset(self, dataset: str) -> Path:
+    def warehouse_dataset(self, dataset: str) -> PurePath:
         return self.root / "warehouse" / dataset
 
-    def warehouse_partition(self, dataset: str, date: str) -> Path:
+    def warehouse_partition(self, dataset: str, date: str) -> PurePath:
         return self.warehouse_dataset(dataset) / f"date={date}" / PARTITION_FILE
 
-    def staging_partition(self, dataset: str, date: str, name: str = PARTITION_FILE) -> Path:
+    def staging_partition(self, dataset: str, date: str, name: str = PARTITION_FILE) -> PurePath:
         return self.root / "staging" / dataset / f"date={date}" / name
 
     # ---- the filesystem ------------------------------------------------------------------
