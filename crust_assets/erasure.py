@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -84,7 +84,7 @@ class ForgetReport:
         return not self.live_temp_files and not any(e.unloaded_plans for e in self.erasures)
 
 
-def erasures_path(layout: DataLayout) -> Path:
+def erasures_path(layout: DataLayout) -> PurePath:
     return layout.root / ERASURES_DIR / ERASURES_FILE
 
 
@@ -106,15 +106,19 @@ def normalise_urls(values: Iterable[str]) -> list[str]:
 def erased_urls(layout: DataLayout) -> set[str]:
     """Every profile URL ever erased under this data root (empty when nothing was)."""
     path = erasures_path(layout)
-    if not path.exists():
+    if not layout.exists(path):
         return set()
-    return set(pq.read_table(path, columns=["profile_url"]).column(0).to_pylist())
+    return set(layout.read_table(path, columns=["profile_url"]).column(0).to_pylist())
 
 
 def forget(
     layout: DataLayout, values: Sequence[str], *, now: datetime | None = None
 ) -> ForgetReport:
     """Remove the people behind `values` from the warehouse and record the erasure."""
+    if not layout.is_local:
+        raise ErasureInputError(
+            f"forget works on a local data root; {layout.url(layout.root)} is not one yet"
+        )
     urls = normalise_urls(values)
     if not urls:
         return ForgetReport([])

@@ -4,19 +4,33 @@ Every Parquet file is written to a hidden temporary name in its final directory,
 then renamed over the target: readers see the previous version or the new one, never a mix.
 Hidden names (leading dot, no `.parquet` suffix) are skipped by pyarrow, pandas, DuckDB globs and
 Spark alike, so a crashed writer's leftovers never show up in a query.
+
+The data root may also be an fsspec URL (`s3://bucket/prefix`, credentials and endpoint from the
+usual AWS env vars). An object store has no rename, so there the file is written to a local spool
+file *outside* the data root, then uploaded in one request (a PUT, or a multipart upload above
+100 MiB): the object appears only when the upload completes, and a failed write uploads nothing.
+Every read, listing and existence check goes through `DataLayout`, which knows the filesystem.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path, PurePath, PurePosixPath
+from typing import Any, TypeVar
 
+import fsspec
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 DEFAULT_DIR_MODE = 0o700
 DEFAULT_FILE_MODE = 0o600
@@ -24,6 +38,7 @@ DEFAULT_FILE_MODE = 0o600
 FILE_MODE_ENV = "CRUST_FILE_MODE"
 DIR_MODE_ENV = "CRUST_DIR_MODE"
 PARTITION_FILE = "data.parquet"
+T = TypeVar("T")
 
 
 def _mode_from_env(name: str, default: int) -> int:
@@ -51,25 +66,202 @@ def configured_dir_mode() -> int:
 
 @dataclass(frozen=True)
 class DataLayout:
-    """The data root's layout (design.md: input/, warehouse/), plus the pipeline's own staging."""
+    """The data root's layout (design.md: input/, warehouse/), plus the pipeline's own staging.
 
-    root: Path
+    `root` is a `Path` on the local disk (read and written exactly as before), or, with a remote
+    `fs`, a `PurePosixPath` in that filesystem's own terms (`bucket/prefix`): a pure path has no
+    I/O methods, so nothing can reach a remote root except through this class's methods.
+    """
+
+    root: PurePath
+    fs: fsspec.AbstractFileSystem = field(default_factory=LocalFileSystem, compare=False)
+
+    @classmethod
+    def from_location(cls, location: str | os.PathLike[str]) -> DataLayout:
+        """A local directory, or any fsspec URL (`s3://bucket/prefix`, `memory://...`)."""
+        text = os.fspath(location)
+        if "://" not in text:
+            return cls(Path(text).expanduser().resolve())
+        fs, path = fsspec.core.url_to_fs(text)
+        if isinstance(fs, LocalFileSystem):
+            return cls(Path(path).resolve())
+        return cls(PurePosixPath(path.rstrip("/") or "/"), fs)
 
     @property
-    def input_dir(self) -> Path:
+    def is_local(self) -> bool:
+        return isinstance(self.fs, LocalFileSystem)
+
+    @property
+    def input_dir(self) -> PurePath:
         return self.root / "input"
 
-    def input_file(self, date: str) -> Path:
+    def input_file(self, date: str) -> PurePath:
         return self.input_dir / f"{date}.csv"
 
-    def warehouse_dataset(self, dataset: str) -> Path:
+    def warehouse_dataset(self, dataset: str) -> PurePath:
         return self.root / "warehouse" / dataset
 
-    def warehouse_partition(self, dataset: str, date: str) -> Path:
+    def warehouse_partition(self, dataset: str, date: str) -> PurePath:
         return self.warehouse_dataset(dataset) / f"date={date}" / PARTITION_FILE
 
-    def staging_partition(self, dataset: str, date: str, name: str = PARTITION_FILE) -> Path:
+    def staging_partition(self, dataset: str, date: str, name: str = PARTITION_FILE) -> PurePath:
         return self.root / "staging" / dataset / f"date={date}" / name
+
+    # ---- the filesystem ------------------------------------------------------------------
+    def url(self, path: PurePath) -> str:
+        """What a person (or DuckDB) uses to name `path`: the local path, or `s3://bucket/...`."""
+        return str(path) if self.is_local else self.fs.unstrip_protocol(str(path))
+
+    @cached_property
+    def arrow_fs(self) -> pafs.FileSystem | None:
+        """The filesystem pyarrow reads through: None (its own local one) or the fsspec one."""
+        return None if self.is_local else pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
+
+    def _fresh(self, path: PurePath) -> str:
+        # fsspec caches listings per process; another process may have written since.
+        self.fs.invalidate_cache(str(path))
+        return str(path)
+
+    def exists(self, path: PurePath) -> bool:
+        return Path(path).exists() if self.is_local else self.fs.exists(self._fresh(path))
+
+    def is_file(self, path: PurePath) -> bool:
+        return Path(path).is_file() if self.is_local else self.fs.isfile(self._fresh(path))
+
+    def is_dir(self, path: PurePath) -> bool:
+        return Path(path).is_dir() if self.is_local else self.fs.isdir(self._fresh(path))
+
+    def glob(self, directory: PurePath, pattern: str) -> list[str]:
+        """Names (as `url` gives them) of the files matching `pattern` under `directory`."""
+        if self.is_local:
+            return sorted(str(p) for p in Path(directory).glob(pattern) if p.is_file())
+        found = self.fs.glob(self._fresh(directory) + "/" + pattern, detail=True)
+        return sorted(self.fs.unstrip_protocol(n) for n, i in found.items() if i["type"] == "file")
+
+    def list_files(self, directory: PurePath) -> list[tuple[str, int]]:
+        """(name, modification time in ns) of each file directly in `directory`, by name.
+
+        The time comes from the store (S3: LastModified, whole seconds); [] when it is absent.
+        """
+        if self.is_local:
+            if not Path(directory).is_dir():
+                return []
+            entries = [(e.name, e) for e in os.scandir(directory) if e.is_file()]
+            return sorted((name, e.stat().st_mtime_ns) for name, e in entries)
+        try:
+            entries = self.fs.ls(self._fresh(directory), detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            (PurePosixPath(e["name"]).name, self._mtime_ns(e))
+            for e in entries
+            if e.get("type") == "file"
+        )
+
+    def _mtime_ns(self, entry: dict[str, Any]) -> int:
+        for key in ("LastModified", "last_modified", "mtime", "updated", "created"):
+            value = entry.get(key)
+            if isinstance(value, str) and value:
+                value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if isinstance(value, datetime):
+                return int(value.timestamp() * 1_000_000) * 1000
+            if isinstance(value, int | float) and value:
+                return int(value * 1_000_000) * 1000
+        return int(self.fs.modified(entry["name"]).timestamp() * 1_000_000) * 1000
+
+    def read_bytes(self, path: PurePath) -> bytes:
+        return Path(path).read_bytes() if self.is_local else self.fs.cat_file(str(path))
+
+    # ---- Parquet through the filesystem --------------------------------------------------
+    def _source(self, path: PurePath) -> str | Path:
+        return Path(path) if self.is_local else str(path)
+
+    def read_table(self, path: PurePath, **kwargs: Any) -> pa.Table:
+        return pq.read_table(self._source(path), filesystem=self.arrow_fs, **kwargs)
+
+    def read_schema(self, path: PurePath) -> pa.Schema:
+        return pq.read_schema(self._source(path), filesystem=self.arrow_fs)
+
+    def parquet_file(self, path: PurePath) -> pq.ParquetFile:
+        """Random access (footer, then one row group): on S3 these are ranged GETs."""
+        return pq.ParquetFile(self._source(path), filesystem=self.arrow_fs)
+
+    def dataset(self, path: PurePath, **kwargs: Any) -> ds.Dataset:
+        return ds.dataset(self._source(path), filesystem=self.arrow_fs, **kwargs)
+
+    def write_table(self, target: PurePath, table: pa.Table, **kwargs: Any) -> int:
+        """`write_table_atomic`, on whatever filesystem the root is on."""
+        if self.is_local:
+            return write_table_atomic(Path(target), table, **kwargs)
+        return self.publish(target, lambda local: write_table_atomic(local, table, **kwargs))
+
+    def write_batches(
+        self,
+        target: PurePath,
+        batches: Iterable[pa.RecordBatch],
+        schema: pa.Schema,
+        *,
+        row_group_size: int | None = None,
+    ) -> int:
+        """`write_parquet_atomic`, on whatever filesystem the root is on."""
+        if self.is_local:
+            return write_parquet_atomic(
+                Path(target), batches, schema, row_group_size=row_group_size
+            )
+        return self.publish(
+            target,
+            lambda local: write_parquet_atomic(
+                local, batches, schema, row_group_size=row_group_size
+            ),
+        )
+
+    def publish(self, target: PurePath, write: Callable[[Path], T]) -> T:
+        """Let `write` fill a local file, then make it `target` in one step (see module doc).
+
+        Local root: `write` gets a hidden temp path beside the target (fsync + rename). Remote:
+        `write` gets a path in a private local spool directory, outside the data root, and the
+        finished file is uploaded; on an error nothing is uploaded.
+        """
+        if self.is_local:
+            with atomic_path(Path(target)) as temp:
+                return write(temp)
+        with tempfile.TemporaryDirectory(prefix="crust-spool-") as spool:
+            local = Path(spool) / PurePosixPath(target).name
+            result = write(local)
+            upload_atomic(self.fs, local, str(target))
+        return result
+
+
+# Filesystems on which an upload becomes visible, whole, only when it completes (S3 PUT and
+# multipart, GCS resumable uploads, Azure block lists, fsspec's in-memory store).
+OBJECT_STORE_PROTOCOLS = frozenset(
+    {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "memory"}
+)
+
+
+def upload_atomic(fs: fsspec.AbstractFileSystem, local: Path, target: str) -> None:
+    """Copy a finished local file to `target` so that readers never see part of it.
+
+    Object stores: one upload straight to the target key (a single PUT below 100 MiB with s3fs,
+    else a multipart upload that s3fs aborts on error: invisible until completed). Anything else
+    (sftp, hdfs, ...) writes files in place, so there the upload goes to a hidden name beside the
+    target and is then renamed over it, as on local disk.
+    """
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    if protocols & OBJECT_STORE_PROTOCOLS:
+        fs.put_file(str(local), target)
+    else:
+        parent, name = fs._parent(target), PurePosixPath(target).name
+        fs.makedirs(parent, exist_ok=True)
+        temp = f"{parent}/.{name}.tmp-{uuid.uuid4().hex}"
+        try:
+            fs.put_file(str(local), temp)
+            fs.mv(temp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                if fs.exists(temp):
+                    fs.rm_file(temp)
+    fs.invalidate_cache(target)
 
 
 def ensure_dir(path: Path, mode: int | None = None) -> None:

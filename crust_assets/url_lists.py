@@ -139,6 +139,14 @@ def read_url_list(path: str | os.PathLike[str]) -> UrlList:
         data = Path(name).read_bytes()
     except OSError as exc:
         raise UrlListError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
+    return parse_url_list(name, data)
+
+
+def parse_url_list(name: str, data: bytes) -> UrlList:
+    """Parse an input CSV's bytes, as :func:`read_url_list` does; `name` is what errors show.
+
+    For lists that do not live on the local disk (an object store): the caller fetches the bytes.
+    """
     text = _decode(name, data)
     lines = _split_lines(text)
     if lines[-1] == "":

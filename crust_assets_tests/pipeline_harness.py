@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from crust_assets.defs.assets import (
     contact_coverage,
@@ -53,7 +52,7 @@ def make_urls(prefix: str, count: int) -> list[str]:
 
 @dataclass
 class Pipeline:
-    data_dir: Path
+    data_dir: Path | str  # a directory, or an fsspec URL such as s3://bucket/prefix
     base_url: str
     api_key: str = "test-key"
     settings: dict[str, Any] = field(default_factory=dict)
@@ -63,8 +62,9 @@ class Pipeline:
     max_slot_holders_seen: int = 0
 
     def __post_init__(self) -> None:
-        (self.data_dir / "input").mkdir(parents=True, exist_ok=True)
-        self.layout = DataLayout(self.data_dir)
+        self.layout = DataLayout.from_location(self.data_dir)
+        if self.layout.is_local:
+            Path(self.layout.input_dir).mkdir(parents=True, exist_ok=True)
         self.resources = {
             "crustdata": CrustdataResource(
                 api_key=self.api_key, base_url=self.base_url, timeout_seconds=5.0
@@ -86,10 +86,14 @@ class Pipeline:
         )
 
     # ---- inputs and planning -----------------------------------------------------------
-    def write_list(self, date: str, values: Sequence[str], header: bool = True) -> Path:
+    def write_list(self, date: str, values: Sequence[str], header: bool = True) -> PurePath:
         path = self.layout.input_file(date)
         lines = (["profile_url"] if header else []) + [_csv_cell(v) for v in values]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        text = "\n".join(lines) + "\n"
+        if self.layout.is_local:
+            Path(path).write_text(text, encoding="utf-8")
+        else:  # one PUT through the data root's filesystem
+            self.layout.fs.pipe_file(str(path), text.encode("utf-8"))
         return path
 
     def plan(
@@ -150,7 +154,7 @@ class Pipeline:
     # ---- reading results ----------------------------------------------------------------
     def table(self, date: str) -> list[dict[str, Any]]:
         path = self.layout.warehouse_partition("enriched_contacts", date)
-        return pq.read_table(path, schema=ENRICHED_CONTACTS_SCHEMA).to_pylist()
+        return self.layout.read_table(path, schema=ENRICHED_CONTACTS_SCHEMA).to_pylist()
 
     def observations(self, date: str) -> list[dict[str, Any]]:
         records = self.instance.fetch_observations(

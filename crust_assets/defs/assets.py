@@ -7,13 +7,13 @@ root, written atomically with the contract schema; Dagster keeps lineage and met
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from crust_assets.crustdata import CrustdataClient
 from crust_assets.defs.checks import (
@@ -33,7 +33,7 @@ from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.ingest import JobLedger, PartStats, coalesce_batches, job_batches
 from crust_assets.job_queue import MAX_URLS_PER_JOB, PlanState, job_count_for
-from crust_assets.storage import DataLayout, atomic_path, write_parquet_atomic, write_table_atomic
+from crust_assets.storage import DataLayout
 from crust_assets.table import (
     COLUMN_CREDITS,
     ENRICHED_CONTACTS_SCHEMA,
@@ -43,7 +43,7 @@ from crust_assets.table import (
     requested_columns,
     worst_case_credits,
 )
-from crust_assets.url_lists import UrlListError, prepare_url_list, read_url_list
+from crust_assets.url_lists import UrlListError, parse_url_list, prepare_url_list, read_url_list
 
 GROUP = "contact_enrichment"
 PLAN_SCHEMA = pa.schema(
@@ -69,13 +69,17 @@ def contact_url_list(
     layout = data_root.layout()
     date = context.partition_key
     path = layout.input_file(date)
-    if not path.is_file():
+    if not layout.is_file(path):
         raise dg.Failure(
-            description=f"No input list for {date}: expected a CSV file at {path}",
+            description=f"No input list for {date}: expected a CSV file at {layout.url(path)}",
             allow_retries=False,
         )
     try:
-        raw = read_url_list(path)
+        raw = (
+            read_url_list(path)
+            if layout.is_local
+            else parse_url_list(layout.url(path), layout.read_bytes(path))
+        )
     except UrlListError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
     prepared = prepare_url_list(raw.table)
@@ -83,8 +87,8 @@ def contact_url_list(
     rejects = prepared.rejects.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA)
     list_file = layout.staging_partition("contact_url_list", date)
     rejects_file = layout.warehouse_partition("rejected_urls", date)
-    write_table_atomic(list_file, valid)
-    write_table_atomic(rejects_file, rejects)
+    layout.write_table(list_file, valid)
+    layout.write_table(rejects_file, rejects)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": valid.num_rows,
@@ -95,8 +99,8 @@ def contact_url_list(
             "rejected_by_reason": dg.MetadataValue.md(
                 markdown_counts(prepared.rejected_by_reason, "reason")
             ),
-            "input_file": dg.MetadataValue.path(str(path)),
-            "rejects_file": dg.MetadataValue.path(str(rejects_file)),
+            "input_file": dg.MetadataValue.path(layout.url(path)),
+            "rejects_file": dg.MetadataValue.path(layout.url(rejects_file)),
         }
     )
 
@@ -142,7 +146,7 @@ def contact_enrichment_batch(
                 ),
                 allow_retries=False,
             )
-    urls = pq.read_table(
+    urls = layout.read_table(
         layout.staging_partition("contact_url_list", date), columns=["profile_url"]
     )
     # People erased with `crust-assets forget` are not bought back unless explicitly allowed.
@@ -194,8 +198,8 @@ def contact_enrichment_batch(
         "contact_enrichment_batch", date, f"{plan_id}.reused.parquet"
     )
     # One row group per job: the sensor reads exactly one job's URLs at submit time.
-    write_table_atomic(plan_file, plan_table, row_group_size=MAX_URLS_PER_JOB)
-    write_table_atomic(reused_file, reused)
+    layout.write_table(plan_file, plan_table, row_group_size=MAX_URLS_PER_JOB)
+    layout.write_table(reused_file, reused)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": to_submit.num_rows,
@@ -217,9 +221,9 @@ def contact_enrichment_batch(
 def contacts_dataset(layout: DataLayout) -> ds.Dataset | None:
     """All partitions of enriched_contacts, with `date` from the directory names."""
     root = layout.warehouse_dataset("enriched_contacts")
-    if not root.is_dir():
+    if not layout.is_dir(root):
         return None
-    return ds.dataset(
+    return layout.dataset(
         root,
         format="parquet",
         schema=PARTITIONED_CONTACTS_SCHEMA,
@@ -293,8 +297,8 @@ def enriched_contacts(
     loader = ContactsLoader(layout, plan, outcome.completed)
     target = layout.warehouse_partition("enriched_contacts", date)
     with crustdata.client() as client:
-        rows = write_parquet_atomic(target, loader.batches(client), ENRICHED_CONTACTS_SCHEMA)
-    written = pq.read_table(target, schema=ENRICHED_CONTACTS_SCHEMA)
+        rows = layout.write_batches(target, loader.batches(client), ENRICHED_CONTACTS_SCHEMA)
+    written = layout.read_table(target, schema=ENRICHED_CONTACTS_SCHEMA)
     stats = FillStats()
     stats.add(written)
     missing_jobs = sorted(set(range(plan.job_count)) - set(outcome.completed))
@@ -309,7 +313,7 @@ def enriched_contacts(
             date=date,
         ),
         unique_profile_url_check(written),
-        contract_schema_check(pq.read_schema(target)),
+        contract_schema_check(layout.read_schema(target)),
     ]
     credits = stats.credits(COLUMN_CREDITS)
     return dg.MaterializeResult(
@@ -328,7 +332,7 @@ def enriched_contacts(
             "missing_records": len(loader.missing),
             "duplicate_records_dropped": loader.duplicates,
             "unexpected_records": loader.unexpected,
-            "file": dg.MetadataValue.path(str(target)),
+            "file": dg.MetadataValue.path(layout.url(target)),
         },
         check_results=check_results,
     )
@@ -343,7 +347,7 @@ class ContactsLoader:
         self.layout = layout
         self.plan = plan
         self.completed = completed
-        self.plan_file = pq.ParquetFile(layout.root / plan.plan_path)
+        self.plan_file = layout.parquet_file(layout.root / plan.plan_path)
         self.columns = requested_columns(plan.fields)
         self.batch_ids: list[str] = []
         self.missing: list[str] = []
@@ -362,8 +366,8 @@ class ContactsLoader:
 
     def batches(self, client: CrustdataClient) -> Iterator[pa.RecordBatch]:
         reused_path = self.layout.root / self.plan.plan_path.replace(".parquet", ".reused.parquet")
-        if reused_path.exists():
-            reused = pq.ParquetFile(reused_path)
+        if self.layout.exists(reused_path):
+            reused = self.layout.parquet_file(reused_path)
             for batch in reused.iter_batches(batch_size=8192):
                 self.rows_reused += batch.num_rows
                 yield pa.RecordBatch.from_arrays(batch.columns, schema=ENRICHED_CONTACTS_SCHEMA)
@@ -431,7 +435,7 @@ def contact_coverage(
 ) -> dg.MaterializeResult:
     layout = data_root.layout()
     date = context.partition_key
-    table = pq.read_table(
+    table = layout.read_table(
         layout.warehouse_partition("enriched_contacts", date), schema=ENRICHED_CONTACTS_SCHEMA
     )
     stats = FillStats()
@@ -445,7 +449,7 @@ def contact_coverage(
         "computed_at": datetime.now(timezone.utc),
     }
     target = layout.warehouse_partition("contact_coverage", date)
-    write_table_atomic(target, pa.Table.from_pylist([row], schema=COVERAGE_SCHEMA))
+    layout.write_table(target, pa.Table.from_pylist([row], schema=COVERAGE_SCHEMA))
     history = coverage_dataset(layout).to_table().to_pylist()
     return dg.MaterializeResult(
         metadata={
@@ -455,14 +459,14 @@ def contact_coverage(
             **fill_rate_metadata(stats),
             "credits": row["credits"],
             "fill_rates_over_time": dg.MetadataValue.md(coverage_trend_markdown(history)),
-            "file": dg.MetadataValue.path(str(target)),
+            "file": dg.MetadataValue.path(layout.url(target)),
         }
     )
 
 
 def coverage_dataset(layout: DataLayout) -> ds.Dataset:
     """Every partition's coverage row, with `date` from the directory names."""
-    return ds.dataset(
+    return layout.dataset(
         layout.warehouse_dataset("contact_coverage"),
         format="parquet",
         schema=COVERAGE_SCHEMA.append(pa.field("date", pa.string())),
@@ -484,7 +488,7 @@ def contacts_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
     table = dataset.to_table() if dataset is not None else PARTITIONED_CONTACTS_SCHEMA.empty_table()
     latest = newest_per_profile(table).cast(PARTITIONED_CONTACTS_SCHEMA)
     target = layout.warehouse_dataset("contacts_latest") / "data.parquet"
-    write_table_atomic(target, latest)
+    layout.write_table(target, latest)
     partitions = len(pc.unique(table.column("date"))) if table.num_rows else 0
     return dg.MaterializeResult(
         metadata={
@@ -492,7 +496,7 @@ def contacts_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
             "dagster/column_schema": column_schema(with_date=True),
             "partitions_read": partitions,
             "rows_read": table.num_rows,
-            "file": dg.MetadataValue.path(str(target)),
+            "file": dg.MetadataValue.path(layout.url(target)),
         }
     )
 
@@ -502,13 +506,17 @@ DUCKDB_FILE = "contacts.duckdb"
 
 
 def duckdb_view_sql(layout: DataLayout) -> dict[str, str]:
-    """The views, over the hive-partitioned files: always current, nothing copied."""
+    """The views, over the hive-partitioned files: always current, nothing copied.
+
+    On a remote root they name `s3://...` URLs: a connection needs that filesystem (an fsspec
+    one registered with `register_filesystem`, or DuckDB's httpfs) to query them.
+    """
     warehouse = layout.root / "warehouse"
 
     def glob(dataset: str) -> str:
-        return str(warehouse / dataset / "*" / "*.parquet").replace("'", "''")
+        return layout.url(warehouse / dataset / "*" / "*.parquet").replace("'", "''")
 
-    latest = str(warehouse / "contacts_latest" / "data.parquet").replace("'", "''")
+    latest = layout.url(warehouse / "contacts_latest" / "data.parquet").replace("'", "''")
     return {
         "enriched_contacts": (
             f"SELECT * FROM read_parquet('{glob('enriched_contacts')}', hive_partitioning = true,"
@@ -534,6 +542,9 @@ def duckdb_view_sql(layout: DataLayout) -> dict[str, str]:
     description="A DuckDB database of views over the warehouse: open it and query, no setup.",
 )
 def contacts_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
+    """On an object-store root the database is built in a local spool file, with views that
+    name `s3://` URLs, and uploaded beside the warehouse like every other file: the views stay
+    current, and the row counts below are read through the same fsspec filesystem."""
     import duckdb
 
     layout = data_root.layout()
@@ -541,26 +552,46 @@ def contacts_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
     views = {
         name: sql
         for name, sql in duckdb_view_sql(layout).items()
-        if any((layout.root / "warehouse" / name).glob("**/*.parquet"))
+        if layout.glob(layout.root / "warehouse" / name, "**/*.parquet")
     }
-    with atomic_path(target) as temp:
-        connection = duckdb.connect(str(temp))
+
+    def build(path: Path) -> dict[str, int]:
+        connection = duckdb.connect(str(path))
         try:
+            if not layout.is_local:
+                connection.register_filesystem(layout.fs)
             for name, sql in views.items():
                 connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
-            counts = {
+            return {
                 name: connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
                 for name in views
             }
         finally:
             connection.close()
+
+    counts = layout.publish(target, build)
     return dg.MaterializeResult(
         metadata={
-            "file": dg.MetadataValue.path(str(target)),
+            "file": dg.MetadataValue.path(layout.url(target)),
             "views": dg.MetadataValue.json(sorted(views)),
             **{f"rows_{name}": count for name, count in counts.items()},
-            "open_with": dg.MetadataValue.md(
-                f"```\nduckdb {target}\nSELECT * FROM contacts_latest LIMIT 10;\n```"
-            ),
+            "open_with": dg.MetadataValue.md(duckdb_open_note(layout, layout.url(target))),
         }
+    )
+
+
+def duckdb_open_note(layout: DataLayout, target: str) -> str:
+    """How to open the database: directly when local; with the filesystem registered when not."""
+    if layout.is_local:
+        return f"```\nduckdb {target}\nSELECT * FROM contacts_latest LIMIT 10;\n```"
+    protocol = target.split("://", 1)[0]
+    return (
+        "The views read the Parquet files from the object store: query them with that "
+        "filesystem registered (same credentials and endpoint env vars as the pipeline), or "
+        "ATTACH the file with DuckDB's httpfs extension and an S3 secret.\n"
+        f"```python\nimport duckdb, fsspec\nfs = fsspec.filesystem({protocol!r})\n"
+        f"fs.get({target!r}, 'contacts.duckdb')\n"
+        "con = duckdb.connect('contacts.duckdb', read_only=True)\n"
+        "con.register_filesystem(fs)\n"
+        "con.sql('SELECT * FROM contacts_latest LIMIT 10').show()\n```"
     )

@@ -5,7 +5,6 @@ its value: the API key must not be displayed anywhere.
 """
 
 import os
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -119,12 +118,16 @@ class EnrichmentSettings(dg.ConfigurableResource):
 
 
 class DataRoot(dg.ConfigurableResource):
-    """The data root (env CRUST_DATA_DIR, default `data/`): input lists and the warehouse."""
+    """The data root (env CRUST_DATA_DIR, default `data/`): input lists and the warehouse.
 
-    data_dir: str = Field(default="data", description="env CRUST_DATA_DIR")
+    A local directory, or an fsspec URL such as `s3://bucket/prefix` (s3fs; credentials and
+    endpoint from the standard AWS env vars, e.g. AWS_ENDPOINT_URL for an S3-compatible store).
+    """
+
+    data_dir: str = Field(default="data", description="env CRUST_DATA_DIR (path or s3:// URL)")
 
     def layout(self) -> DataLayout:
-        return DataLayout(Path(self.data_dir).expanduser().resolve())
+        return DataLayout.from_location(self.data_dir)
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:

@@ -21,7 +21,8 @@ def daily_contact_enrichment_schedule(
     context: dg.ScheduleEvaluationContext, data_root: DataRoot
 ) -> dg.RunRequest | dg.SkipReason:
     date = context.scheduled_execution_time.date().isoformat()
-    path = data_root.layout().input_file(date)
-    if not path.is_file():
-        return dg.SkipReason(f"No list for {date}: expected {path}")
+    layout = data_root.layout()
+    path = layout.input_file(date)
+    if not layout.is_file(path):
+        return dg.SkipReason(f"No list for {date}: expected {layout.url(path)}")
     return dg.RunRequest(run_key=f"scheduled:{date}", partition_key=date)

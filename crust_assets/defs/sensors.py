@@ -5,12 +5,13 @@ in total, and a single writer (the daemon serialises a sensor's ticks) is what k
 backfill from fighting over the slots or billing a job twice. See `crust_assets.job_queue`.
 """
 
+import json
 import os
 import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import PurePath
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -43,6 +44,7 @@ from crust_assets.defs.jobs import (
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.job_queue import JobEvent, JobState, PlanState, QueueState
+from crust_assets.storage import DataLayout
 
 DEFAULT_POLL_INTERVAL_SECONDS = 30
 # A job whose submit gets no answer is looked for in GET /batch on this many ticks before we
@@ -342,7 +344,9 @@ class SubmitterTick:
     def _submit_one(self, plan: PlanState, job: JobState | None, index: int) -> bool:
         """Submit one job; False when submitting should stop for this tick."""
         attempt = 1 if job is None else job.attempt + (1 if job.status == "failed" else 0)
-        urls = read_job_urls(self.layout.root / plan.plan_path, index, plan.job_size(index))
+        urls = read_job_urls(
+            self.layout.root / plan.plan_path, index, plan.job_size(index), self.layout
+        )
         placeholder = job or JobState(index=index, state="submitting", attempt=attempt)
         placeholder.attempt = attempt
         label = self._job_label(plan, placeholder)
@@ -503,9 +507,15 @@ def recorded_batch_ids(instance: dg.DagsterInstance, since: float) -> set[str]:
         cursor = result.cursor
 
 
-def read_job_urls(plan_file: Path, index: int, expected: int) -> list[str]:
-    """The URLs of job `index`: row group `index` of the plan file (one row group per job)."""
-    table = pq.ParquetFile(plan_file).read_row_group(index, columns=["job_index", "profile_url"])
+def read_job_urls(
+    plan_file: PurePath, index: int, expected: int, layout: DataLayout | None = None
+) -> list[str]:
+    """The URLs of job `index`: row group `index` of the plan file (one row group per job).
+
+    Read through `layout`'s filesystem (local disk when None): on S3, two ranged GETs.
+    """
+    parquet = layout.parquet_file(plan_file) if layout else pq.ParquetFile(plan_file)
+    table = parquet.read_row_group(index, columns=["job_index", "profile_url"])
     indexes = set(table.column("job_index").to_pylist())
     if indexes != {index} or table.num_rows != expected:
         raise RuntimeError(
@@ -556,34 +566,55 @@ INPUT_FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.csv$")
 def contact_url_list_file_sensor(
     context: dg.SensorEvaluationContext, data_root: DataRoot
 ) -> dg.SensorResult:
-    input_dir = data_root.layout().input_dir
-    watermark = int(context.cursor or 0)
-    newest = watermark
+    layout = data_root.layout()
+    input_dir = layout.input_dir
+    watermark, seen_at_watermark = parse_file_cursor(context.cursor)
+    newest, seen_at_newest = watermark, set(seen_at_watermark)
     requests = []
     valid_keys = set(daily_partitions.get_partition_keys())
-    entries = sorted(os.scandir(input_dir), key=lambda e: e.name) if input_dir.is_dir() else []
-    for entry in entries:
-        match = INPUT_FILE_PATTERN.match(entry.name)
-        if not match or not entry.is_file():
+    # Listed through the data root's filesystem: on S3 the time is the object's LastModified,
+    # in whole seconds, so a list landing in the second of the watermark is told apart by name.
+    for name, modified in layout.list_files(input_dir):
+        match = INPUT_FILE_PATTERN.match(name)
+        if not match:
             continue
-        modified = entry.stat().st_mtime_ns
-        if modified <= watermark:
+        if modified < watermark or (modified == watermark and name in seen_at_watermark):
             continue
-        newest = max(newest, modified)
+        if modified > newest:
+            newest, seen_at_newest = modified, set()
+        if modified == newest:
+            seen_at_newest.add(name)
         date = match.group(1)
         if date not in valid_keys:
-            context.log.warning(f"{entry.name}: {date} is not a partition of this pipeline")
+            context.log.warning(f"{name}: {date} is not a partition of this pipeline")
             continue
         requests.append(
             dg.RunRequest(
-                run_key=f"{date}:{modified}", partition_key=date, tags={"crust/input": entry.name}
+                run_key=f"{date}:{modified}", partition_key=date, tags={"crust/input": name}
             )
         )
     return dg.SensorResult(
         run_requests=requests,
-        cursor=str(newest),
-        skip_reason=None if requests else f"no new list in {input_dir}",
+        cursor=file_cursor(newest, seen_at_newest),
+        skip_reason=None if requests else f"no new list in {layout.url(input_dir)}",
     )
+
+
+def file_cursor(mtime_ns: int, names: set[str]) -> str:
+    """The watermark, plus the (few) names already seen at exactly that time."""
+    if not names:
+        return str(mtime_ns)
+    return json.dumps({"mtime_ns": mtime_ns, "names": sorted(names)})
+
+
+def parse_file_cursor(cursor: str | None) -> tuple[int, set[str]]:
+    """Reads both forms: a bare watermark (older cursors) and the watermark with names."""
+    if not cursor:
+        return 0, set()
+    if cursor.lstrip().startswith("{"):
+        value = json.loads(cursor)
+        return int(value["mtime_ns"]), set(value["names"])
+    return int(cursor), set()
 
 
 # contact_coverage and contacts_latest carry automation conditions; this sensor evaluates them
