@@ -356,3 +356,22 @@ def test_coverage_and_latest_follow_enriched_contacts(pipeline: Pipeline) -> Non
     for row in shared:  # reused on the 5th: same delivery, newest partition wins the tie
         assert row["date"] == "2026-11-05"
         assert row["batch_id"] == first_day[row["profile_url"]]["batch_id"]
+
+
+def test_a_person_erased_while_their_job_runs_is_not_written_back(
+    pipeline: Pipeline, emulator: EmulatorProcess
+) -> None:
+    from crust_assets.erasure import forget
+
+    urls = make_urls("erase", 30)
+    pipeline.write_list(DATE, urls)
+    pipeline.plan(DATE)
+    pipeline.tick()  # submitted; the person asks to be forgotten before the results are loaded
+    forget(pipeline.layout, [urls[3].replace("https://www.", "http://").upper()])
+    [run] = pipeline.drive(until_runs=1)
+    assert run.success
+    assert pipeline.check_results(run)["one_row_per_submitted_url"] is True
+    rows = {r["profile_url"] for r in pipeline.table(DATE)}
+    assert rows == set(urls) - {urls[3]}
+    meta = pipeline.latest_materialization("enriched_contacts", DATE).metadata
+    assert meta["rows_dropped_erased"].value == 1

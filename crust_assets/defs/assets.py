@@ -330,6 +330,7 @@ def enriched_contacts(
             **fill_rate_metadata(stats),
             "credits": credits,
             "missing_records": len(loader.missing),
+            "rows_dropped_erased": loader.erased_dropped,
             "duplicate_records_dropped": loader.duplicates,
             "unexpected_records": loader.unexpected,
             "file": dg.MetadataValue.path(layout.url(target)),
@@ -356,15 +357,35 @@ class ContactsLoader:
         self.rows_from_jobs = 0
         self.rows_reused = 0
         self.parts = PartStats()
+        # People erased with `crust-assets forget` after this plan was made are not written back.
+        from crust_assets.erasure import erased_urls
+
+        erased = erased_urls(layout)
+        self.erased = pa.array(sorted(erased), pa.string()) if erased else None
+        self.erased_dropped = 0
 
     def job_urls(self, index: int) -> pa.ChunkedArray:
         return self.plan_file.read_row_group(index, columns=["profile_url"]).column(0)
 
     def expected_urls(self) -> int:
-        """Rows the partition must have: every URL of the plan plus the reused ones."""
-        return self.plan.url_count + self.rows_reused
+        """Rows the partition must have: every URL of the plan plus the reused ones, but the
+        people erased since the plan was made."""
+        return self.plan.url_count + self.rows_reused - self.erased_dropped
+
+    def _without_erased(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            if self.erased is not None:
+                keep = pc.invert(pc.is_in(batch.column("profile_url"), value_set=self.erased))
+                kept = batch.filter(keep)
+                self.erased_dropped += batch.num_rows - kept.num_rows
+                batch = kept
+            if batch.num_rows:
+                yield batch
 
     def batches(self, client: CrustdataClient) -> Iterator[pa.RecordBatch]:
+        yield from self._without_erased(self._all_batches(client))
+
+    def _all_batches(self, client: CrustdataClient) -> Iterator[pa.RecordBatch]:
         reused_path = self.layout.root / self.plan.plan_path.replace(".parquet", ".reused.parquet")
         if self.layout.exists(reused_path):
             reused = self.layout.parquet_file(reused_path)
