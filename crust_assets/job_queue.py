@@ -122,6 +122,7 @@ class QueueState:
     plans: dict[str, PlanState] = field(default_factory=dict)
     paused_until: float | None = None
     pause_reason: str | None = None
+    last_poll_at: float = 0.0
 
     # ---- (de)serialisation -------------------------------------------------------------
     def to_cursor(self) -> str:
@@ -131,6 +132,7 @@ class QueueState:
             "pw": self.plan_watermark,
             "paused_until": self.paused_until,
             "pause_reason": self.pause_reason,
+            "last_poll_at": self.last_poll_at,
             "plans": [
                 {
                     **{k: v for k, v in asdict(p).items() if k != "jobs"},
@@ -153,6 +155,7 @@ class QueueState:
             plan_watermark=data["pw"],
             paused_until=data.get("paused_until"),
             pause_reason=data.get("pause_reason"),
+            last_poll_at=float(data.get("last_poll_at", 0.0)),
         )
         for raw in data["plans"]:
             jobs = {str(j["index"]): JobState(**j) for j in raw.pop("jobs")}

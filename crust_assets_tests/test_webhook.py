@@ -87,3 +87,23 @@ def test_wrong_token_oversized_or_garbage_bodies_are_refused(receiver: tuple[str
     assert read_hints(data_dir) == {}
     assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", json=good).status_code == 202
     assert set(read_hints(data_dir)) == {good["batch_id"]}
+
+
+def test_callbacks_drive_the_sensor_when_polling_is_rare(
+    receiver: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crust_assets_tests.pipeline_harness import Pipeline, make_urls
+
+    url, data_dir = receiver
+    monkeypatch.setenv("CRUST_POLL_INTERVAL_SECONDS", "3600")  # polling alone would take an hour
+    with EmulatorProcess(tmp_path / "emu", pending_seconds=0.2, processing_seconds=0.5) as emu:
+        pipeline = Pipeline(
+            data_dir, emu.base_url, settings={"webhook_url": f"{url}/hooks/crustdata/{TOKEN}"}
+        )
+        pipeline.write_list("2026-11-21", make_urls("hooked", 650))
+        pipeline.plan("2026-11-21")
+        [run] = pipeline.drive(until_runs=1, timeout=60)
+        submissions = emu.admin.submissions()
+    assert run.success and len(pipeline.table("2026-11-21")) == 650
+    assert len(submissions) == 3
+    assert read_hints(data_dir) == {}  # every hint consumed

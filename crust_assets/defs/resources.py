@@ -103,6 +103,12 @@ class EnrichmentSettings(dg.ConfigurableResource):
         "forget` again (default: skipped)",
     )
 
+    webhook_url: str | None = Field(
+        default=None,
+        description="env CRUST_WEBHOOK_URL: where `crust-assets webhook` listens, token included; "
+        "jobs are submitted with it and a callback makes the sensor poll at once",
+    )
+
     def api_fields(self) -> list[str]:
         """The configured fields, validated so a typo fails at planning, not at submit."""
         values = [f.strip() for f in self.fields.split(",") if f.strip()]
@@ -144,6 +150,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             max_job_attempts=env_int_or("CRUST_MAX_JOB_ATTEMPTS", 3),  # type: ignore[arg-type]
             retry_cooldown_seconds=env_int_or("CRUST_RETRY_COOLDOWN_SECONDS", 60),  # type: ignore[arg-type]
             allow_reenrich_erased=env_flag("CRUST_ALLOW_REENRICH_ERASED"),
+            webhook_url=env_or("CRUST_WEBHOOK_URL", None),  # type: ignore[arg-type]
         ),
         "data_root": DataRoot(data_dir=env_or("CRUST_DATA_DIR", "data")),  # type: ignore[arg-type]
     }

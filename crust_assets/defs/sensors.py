@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -45,6 +45,7 @@ from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.job_queue import JobEvent, JobState, PlanState, QueueState
 from crust_assets.storage import DataLayout
+from crust_assets.webhook import read_hints
 
 DEFAULT_POLL_INTERVAL_SECONDS = 30
 # A job whose submit gets no answer is looked for in GET /batch on this many ticks before we
@@ -64,6 +65,12 @@ SENSOR_RETRY_SECONDS = 5.0
 def poll_interval_seconds() -> int:
     """env CRUST_POLL_INTERVAL_SECONDS (default 30), read when the code location loads."""
     return int(os.environ.get("CRUST_POLL_INTERVAL_SECONDS", DEFAULT_POLL_INTERVAL_SECONDS))
+
+
+def sensor_interval_seconds() -> int:
+    """With job-complete callbacks (CRUST_WEBHOOK_URL) the sensor ticks every 5 s, the daemon's
+    floor, so a callback is acted on at once; polling keeps its own interval (`_poll_due`)."""
+    return 5 if os.environ.get("CRUST_WEBHOOK_URL") else poll_interval_seconds()
 
 
 class SubmitterTick:
@@ -96,7 +103,9 @@ class SubmitterTick:
         self._discover_plans()
         self._replay_events()
         if self.state.open_plans():
-            self._poll_active()
+            if self._poll_due():
+                self._poll_active()
+                self.state.last_poll_at = self.clock()
             self._reconcile_unconfirmed()
             self._submit_ready()
         run_requests = self._finish_plans()
@@ -111,6 +120,21 @@ class SubmitterTick:
             cursor=self.state.to_cursor(),
             skip_reason=None if run_requests else summary,
         )
+
+    def _poll_due(self) -> bool:
+        """Poll every tick, unless callbacks are configured: then the sensor ticks every ~5 s
+        (so a hint acts at once) but polls on its own only every CRUST_POLL_INTERVAL_SECONDS."""
+        if not self.settings.webhook_url:
+            return True
+        hints = read_hints(Path(str(self.layout.root))) if self.layout.is_local else {}
+        active = {job.batch_id for _, job in self.state.slot_holders() if job.batch_id}
+        hinted = active & set(hints)
+        for path in hints.values():  # consumed: the poll below confirms with GET /batch
+            path.unlink(missing_ok=True)
+        if hinted:
+            self.notes.append(f"{len(hinted)} job(s) hinted by webhook")
+            return True
+        return self.clock() - self.state.last_poll_at >= poll_interval_seconds() - 1.0
 
     def _time_left(self) -> float:
         return self.deadline - self.clock()
@@ -361,7 +385,7 @@ class SubmitterTick:
         job = plan.jobs[str(index)]
         try:
             self.calls += 1
-            response = self.client.submit(urls, plan.fields)
+            response = self.client.submit(urls, plan.fields, webhook_url=self.settings.webhook_url)
         except AmbiguousSubmissionError as error:
             self._emit(
                 plan,
@@ -528,7 +552,7 @@ def read_job_urls(
 @dg.sensor(
     name="contact_enrichment_sensor",
     job=enriched_contacts_job,
-    minimum_interval_seconds=poll_interval_seconds(),
+    minimum_interval_seconds=sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "The only job submitter: keeps up to 5 Crustdata jobs active across all partitions "
