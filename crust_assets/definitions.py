@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 from crust_assets.defs.assets import (
@@ -21,20 +23,32 @@ from crust_assets.defs.sensors import (
     contact_url_list_file_sensor,
 )
 
-defs = dg.Definitions(
-    assets=[
-        contact_url_list,
-        contact_enrichment_batch,
-        enriched_contacts,
-        contact_coverage,
-        contacts_latest,
-        contacts_duckdb,
-    ],
-    jobs=[plan_contact_enrichment_job, enriched_contacts_job],
-    sensors=[contact_enrichment_sensor, contact_url_list_file_sensor, contact_automation_sensor],
-    schedules=[daily_contact_enrichment_schedule],
-    resources=build_resources(),
-    # One process per run, not per step: the steps are I/O-bound and few, and a process per step
-    # roughly doubled launch-to-finish time here.
-    executor=dg.in_process_executor,
-)
+ALL_ASSETS = [
+    contact_url_list,
+    contact_enrichment_batch,
+    enriched_contacts,
+    contact_coverage,
+    contacts_latest,
+    contacts_duckdb,
+]
+
+
+def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Definitions:
+    """The code location; tests pass their own resources and get exactly the same wiring."""
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        jobs=[plan_contact_enrichment_job, enriched_contacts_job],
+        sensors=[
+            contact_enrichment_sensor,
+            contact_url_list_file_sensor,
+            contact_automation_sensor,
+        ],
+        schedules=[daily_contact_enrichment_schedule],
+        resources=dict(resources) if resources is not None else build_resources(),
+        # One process per run, not per step: the steps are I/O-bound and few, and a process per
+        # step roughly doubled launch-to-finish time here.
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -15,34 +15,14 @@ from typing import Any
 
 import dagster as dg
 
-from crust_assets.defs.assets import (
-    contact_coverage,
-    contact_enrichment_batch,
-    contact_url_list,
-    contacts_duckdb,
-    contacts_latest,
-    enriched_contacts,
-)
-from crust_assets.defs.jobs import enriched_contacts_job, plan_contact_enrichment_job
+from crust_assets.definitions import ALL_ASSETS, build_definitions
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
-from crust_assets.defs.schedules import daily_contact_enrichment_schedule
-from crust_assets.defs.sensors import (
-    contact_automation_sensor,
-    contact_enrichment_sensor,
-    contact_url_list_file_sensor,
-)
+from crust_assets.defs.sensors import contact_enrichment_sensor
 from crust_assets.job_queue import QueueState
 from crust_assets.storage import DataLayout
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 
-ALL_ASSETS = [
-    contact_url_list,
-    contact_enrichment_batch,
-    enriched_contacts,
-    contact_coverage,
-    contacts_latest,
-    contacts_duckdb,
-]
+__all__ = ["ALL_ASSETS", "Pipeline", "make_urls"]
 
 
 def make_urls(prefix: str, count: int) -> list[str]:
@@ -72,18 +52,7 @@ class Pipeline:
             "enrichment": EnrichmentSettings(**{"retry_cooldown_seconds": 0, **self.settings}),
             "data_root": DataRoot(data_dir=str(self.data_dir)),
         }
-        self.defs = dg.Definitions(
-            assets=ALL_ASSETS,
-            jobs=[plan_contact_enrichment_job, enriched_contacts_job],
-            sensors=[
-                contact_enrichment_sensor,
-                contact_url_list_file_sensor,
-                contact_automation_sensor,
-            ],
-            schedules=[daily_contact_enrichment_schedule],
-            resources=self.resources,
-            executor=dg.in_process_executor,
-        )
+        self.defs = build_definitions(self.resources)
 
     # ---- inputs and planning -----------------------------------------------------------
     def write_list(self, date: str, values: Sequence[str], header: bool = True) -> PurePath:
