@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from crust_assets.defs.job_events import find_plan, iter_observations, metadata_values
+from crust_assets.defs.job_events import find_plan, iter_job_events
 from crust_assets.job_queue import JobEvent, PlanState
 from crust_assets.storage import DataLayout
 from crust_assets.table import COLUMN_CREDITS, ENRICHED_CONTACTS_SCHEMA, FillStats
@@ -30,12 +30,9 @@ class PartitionFailed(RuntimeError):
 def job_progress(instance: dg.DagsterInstance, plan: PlanState) -> tuple[int, int, int]:
     """(queued, active, done) for a plan, from the sensor's job events."""
     latest: dict[int, str] = {}
-    for record in iter_observations(
+    for _, event in iter_job_events(
         instance, after_storage_id=plan.storage_id, partition=plan.date
     ):
-        if record.asset_observation is None:
-            continue
-        event = metadata_values(dict(record.asset_observation.metadata))
         if event.get("plan_id") != plan.plan_id or "job_index" not in event:
             continue
         latest[int(event["job_index"])] = str(event["event"])

@@ -6,7 +6,7 @@ The UI shows them on the asset's page; the sensor folds them back into its state
 `enriched_contacts` reads them to learn which job delivered which part of a plan.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,10 +35,24 @@ def record_job_event(
     )
 
 
+def _paged(
+    fetch: Callable[..., dg.EventRecordsResult], records_filter: dg.AssetRecordsFilter
+) -> Iterator[dg.EventLogRecord]:
+    """Every record matching the filter, oldest first, one page at a time."""
+    cursor = None
+    while True:
+        result = fetch(records_filter, limit=PAGE_SIZE, cursor=cursor, ascending=True)
+        yield from result.records
+        if not result.has_more:
+            return
+        cursor = result.cursor
+
+
 def iter_observations(
     instance: dg.DagsterInstance,
     *,
     after_storage_id: int | None = None,
+    after_timestamp: float | None = None,
     partition: str | None = None,
 ) -> Iterator[dg.EventLogRecord]:
     """Observations of the batch asset in storage order, page by page."""
@@ -46,16 +60,18 @@ def iter_observations(
         asset_key=BATCH_ASSET_KEY,
         asset_partitions=[partition] if partition else None,
         after_storage_id=after_storage_id or None,
+        after_timestamp=after_timestamp,
     )
-    cursor = None
-    while True:
-        result = instance.fetch_observations(
-            records_filter, limit=PAGE_SIZE, cursor=cursor, ascending=True
-        )
-        yield from result.records
-        if not result.has_more:
-            return
-        cursor = result.cursor
+    return _paged(instance.fetch_observations, records_filter)
+
+
+def iter_job_events(
+    instance: dg.DagsterInstance, **filters: Any
+) -> Iterator[tuple[dg.EventLogRecord, dict[str, Any]]]:
+    """Observations as (record, plain metadata values): the job events the sensor wrote."""
+    for record in iter_observations(instance, **filters):
+        if record.asset_observation is not None:
+            yield record, metadata_values(dict(record.asset_observation.metadata))
 
 
 def latest_observation_storage_id(instance: dg.DagsterInstance) -> int:
@@ -70,15 +86,7 @@ def iter_plan_records(
     records_filter = dg.AssetRecordsFilter(
         asset_key=BATCH_ASSET_KEY, after_storage_id=after_storage_id or None
     )
-    cursor = None
-    while True:
-        result = instance.fetch_materializations(
-            records_filter, limit=PAGE_SIZE, cursor=cursor, ascending=True
-        )
-        yield from result.records
-        if not result.has_more:
-            return
-        cursor = result.cursor
+    return _paged(instance.fetch_materializations, records_filter)
 
 
 def plan_from_record(record: dg.EventLogRecord) -> PlanState | None:
@@ -132,13 +140,9 @@ def plan_outcome(instance: dg.DagsterInstance, plan: PlanState) -> PlanOutcome:
     abandoned: dict[int, str] = {}
     outcome: str | None = None
     failure: str | None = None
-    for record in iter_observations(
+    for _, event in iter_job_events(
         instance, after_storage_id=plan.storage_id, partition=plan.date
     ):
-        observation = record.asset_observation
-        if observation is None:
-            continue
-        event = metadata_values(dict(observation.metadata))
         if event.get("plan_id") != plan.plan_id:
             continue
         name = event.get("event")

@@ -28,11 +28,9 @@ from crust_assets.crustdata import (
     TooManyActiveJobsError,
 )
 from crust_assets.defs.job_events import (
-    BATCH_ASSET_KEY,
-    iter_observations,
+    iter_job_events,
     iter_plan_records,
     latest_observation_storage_id,
-    metadata_values,
     plan_from_record,
     record_job_event,
 )
@@ -154,12 +152,10 @@ class SubmitterTick:
 
     def _replay_events(self) -> None:
         """Fold in events written after the cursor's snapshot (a tick that died before saving)."""
-        for record in iter_observations(
+        for record, event in iter_job_events(
             self.instance, after_storage_id=self.state.observation_watermark
         ):
-            observation = record.asset_observation
-            if observation is not None:
-                self.state.apply(metadata_values(dict(observation.metadata)), record.timestamp)
+            self.state.apply(event, record.timestamp)
             self.state.observation_watermark = record.storage_id
 
     def _emit(
@@ -512,23 +508,11 @@ class SubmitterTick:
 
 def recorded_batch_ids(instance: dg.DagsterInstance, since: float) -> set[str]:
     """Batch ids named by job events written after `since` (unix seconds): jobs known to be ours."""
-    records_filter = dg.AssetRecordsFilter(asset_key=BATCH_ASSET_KEY, after_timestamp=since)
-    ids: set[str] = set()
-    cursor = None
-    while True:
-        result = instance.fetch_observations(
-            records_filter, limit=500, cursor=cursor, ascending=True
-        )
-        for record in result.records:
-            observation = record.asset_observation
-            if observation is None:
-                continue
-            batch_id = metadata_values(dict(observation.metadata)).get("batch_id")
-            if batch_id:
-                ids.add(str(batch_id))
-        if not result.has_more:
-            return ids
-        cursor = result.cursor
+    return {
+        str(event["batch_id"])
+        for _, event in iter_job_events(instance, after_timestamp=since)
+        if event.get("batch_id")
+    }
 
 
 def read_job_urls(
