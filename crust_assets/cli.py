@@ -94,6 +94,12 @@ def _add_emulator(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         help="how long a job then stays processing",
     )
     parser.add_argument(
+        "--processing-jitter-seconds",
+        type=_non_negative_float,
+        default=0.0,
+        help="up to this much more processing time per job (drawn from its batch id)",
+    )
+    parser.add_argument(
         "--part-size", type=_positive_int, default=1000, help="records per result part file"
     )
     parser.add_argument(
@@ -142,6 +148,7 @@ def _run_emulator(args: argparse.Namespace) -> int:
     config = EmulatorConfig(
         pending_seconds=args.pending_seconds,
         processing_seconds=args.processing_seconds,
+        processing_jitter_seconds=args.processing_jitter_seconds,
         part_size=args.part_size,
         url_expiry_seconds=args.url_expiry_seconds,
         credits=args.credits,

@@ -18,6 +18,7 @@ from crust_assets_tests._emulator_http import (
     SEED_URLS,
     SUBMIT_PATH,
     api_client,
+    download,
     profile_urls,
     submit,
     unique_key,
@@ -262,6 +263,43 @@ def test_lifecycle_pending_processing_completed(
     elapsed = _parse_time(done["completed_at"]) - _parse_time(done["created_at"])
     assert elapsed.total_seconds() == pytest.approx(1.0, abs=0.01)
     assert done["download_url"] is not None
+
+
+def test_jitter_spreads_job_times_and_the_log_keeps_completion_and_first_download(
+    emulator_factory: Callable[..., EmulatorProcess],
+) -> None:
+    """Latency benchmarks need jobs that end at different times, and both ends of the wait."""
+    emulator = emulator_factory(
+        pending_seconds=0.1, processing_seconds=0.2, processing_jitter_seconds=1.0
+    )
+    with api_client(emulator) as client:
+        batch_ids = [submit(client, profile_urls(2, f"jit{i}"))["batch_id"] for i in range(5)]
+        docs = [wait_for(client, batch_id) for batch_id in batch_ids]
+        log = {row["batch_id"]: row for row in emulator.admin.submissions()}
+        assert all(log[b]["first_download_at"] is None for b in batch_ids)
+        assert download(docs[0]["download_urls"][0]).status_code == 200
+        after = {row["batch_id"]: row for row in emulator.admin.submissions()}
+        time.sleep(0.05)
+        assert download(docs[0]["download_urls"][0]).status_code == 200
+        again = {row["batch_id"]: row for row in emulator.admin.submissions()}
+    spans = [
+        (_parse_time(d["completed_at"]) - _parse_time(d["created_at"])).total_seconds()
+        for d in docs
+    ]
+    assert all(0.3 - 0.01 <= span <= 1.3 + 0.01 for span in spans), spans
+    assert max(spans) - min(spans) > 0.05, "five jobs with 1 s of jitter all took the same time"
+    row = after[batch_ids[0]]
+    assert row["terminal_at"] == docs[0]["completed_at"]
+    downloaded = _parse_time(row["first_download_at"])
+    assert downloaded >= _parse_time(row["terminal_at"])
+    # The second download does not move it: it is the *first* fetch of the results.
+    assert again[batch_ids[0]]["first_download_at"] == row["first_download_at"]
+    assert all(after[b]["first_download_at"] is None for b in batch_ids[1:])
+
+
+def test_jitter_is_a_run_time_setting(shared: EmulatorProcess) -> None:
+    assert shared.admin.config(processing_jitter_seconds=0.5)["processing_jitter_seconds"] == 0.5
+    assert shared.admin.config(processing_jitter_seconds=0)["processing_jitter_seconds"] == 0.0
 
 
 def test_unknown_or_foreign_batch_is_404(shared: EmulatorProcess) -> None:

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import time
 import uuid
@@ -86,6 +87,9 @@ class EmulatorConfig:
 
     pending_seconds: float = 1.0
     processing_seconds: float = 2.0
+    # Real jobs do not all take the same time: each job's processing time is
+    # processing_seconds plus up to this much, drawn from its batch id (reproducible).
+    processing_jitter_seconds: float = 0.0
     part_size: int = 1000
     url_expiry_seconds: int = 432_000
     credits: int = 1_000_000
@@ -110,7 +114,7 @@ def validate_config_changes(changes: Any) -> dict[str, Any]:
         raise ConfigError("config must be a JSON object")
     clean: dict[str, Any] = {}
     for name, value in changes.items():
-        if name in ("pending_seconds", "processing_seconds"):
+        if name in ("pending_seconds", "processing_seconds", "processing_jitter_seconds"):
             if not _is_number(value) or value < 0:
                 raise ConfigError(f"{name} must be a non-negative number")
             clean[name] = float(value)
@@ -135,7 +139,8 @@ def validate_config_changes(changes: Any) -> dict[str, Any]:
         else:
             raise ConfigError(
                 f"unknown or read-only setting {name!r}; changeable: pending_seconds,"
-                " processing_seconds, part_size, url_expiry_seconds, insufficient_credits_status"
+                " processing_seconds, processing_jitter_seconds, part_size, url_expiry_seconds,"
+                " insufficient_credits_status"
             )
     return clean
 
@@ -525,13 +530,14 @@ class Emulator:
         failed = self.faults.decide_job_failure()
         faults = self.faults.faults
         started = now + self.config.pending_seconds
+        batch_id = str(uuid.uuid4())
         job = self.store.insert_job(
             NewJob(
-                batch_id=str(uuid.uuid4()),
+                batch_id=batch_id,
                 owner=owner,
                 created_at=now,
                 started_at=started,
-                terminal_at=started + self.config.processing_seconds,
+                terminal_at=started + self._processing_seconds(batch_id),
                 fields=fields,
                 urls=urls,
                 webhook_url=webhook_url,
@@ -558,6 +564,11 @@ class Emulator:
                 "status_url": f"/batch/{job.batch_id}",
             }
         )
+
+    def _processing_seconds(self, batch_id: str) -> float:
+        jitter = self.config.processing_jitter_seconds
+        extra = random.Random(batch_id).uniform(0.0, jitter) if jitter > 0 else 0.0
+        return self.config.processing_seconds + extra
 
     @staticmethod
     def _parse_urls(raw: Any) -> tuple[str, ...]:
@@ -713,6 +724,7 @@ class Emulator:
             data = results.truncated(data)
         elif self.faults.take("corrupt_next_downloads"):
             data = results.corrupted(data)
+        self.store.record_download(batch_id, now)
         return Response(data, media_type="application/octet-stream")
 
     # -- admin --------------------------------------------------------------------------
@@ -733,6 +745,10 @@ class Emulator:
                     {
                         "batch_id": job.batch_id,
                         "created_at": iso(job.created_at),
+                        "terminal_at": iso(job.terminal_at),
+                        "first_download_at": (
+                            iso(job.first_download_at) if job.first_download_at else None
+                        ),
                         "identifier_count": job.identifier_count,
                         "fields": list(job.fields),
                         "urls_sha256": job.urls_sha256,
@@ -746,6 +762,9 @@ class Emulator:
                         "webhook_url": job.webhook_url,
                         "webhook_attempts": job.webhook_attempts,
                         "webhook_delivered": job.webhook_delivered_at is not None,
+                        "webhook_delivered_at": (
+                            iso(job.webhook_delivered_at) if job.webhook_delivered_at else None
+                        ),
                     }
                     for job in self.store.all_jobs()
                 ]

@@ -82,6 +82,7 @@ class EmulatorProcess:
         api_key: str | None = None,
         pending_seconds: float | None = None,
         processing_seconds: float | None = None,
+        processing_jitter_seconds: float | None = None,
         part_size: int | None = None,
         url_expiry_seconds: int | None = None,
         credits: int | None = None,
@@ -105,6 +106,7 @@ class EmulatorProcess:
         for flag, value in (
             ("--pending-seconds", pending_seconds),
             ("--processing-seconds", processing_seconds),
+            ("--processing-jitter-seconds", processing_jitter_seconds),
             ("--part-size", part_size),
             ("--url-expiry-seconds", url_expiry_seconds),
             ("--credits", credits),

@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     credits_billed INTEGER,
     webhook_attempts INTEGER NOT NULL DEFAULT 0,
     webhook_delivered_at REAL,
-    webhook_last_error TEXT
+    webhook_last_error TEXT,
+    first_download_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_owner_seq ON jobs (owner, seq);
 CREATE INDEX IF NOT EXISTS jobs_unfinalized ON jobs (terminal_at) WHERE finalized_at IS NULL;
@@ -121,6 +122,7 @@ class Job:
     webhook_attempts: int
     webhook_delivered_at: float | None
     webhook_last_error: str | None
+    first_download_at: float | None
 
     def status(self, now: float) -> str:
         if now < self.started_at:
@@ -210,9 +212,17 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
 
     def __repr__(self) -> str:
         return f"Store(state_dir={str(self.state_dir)!r})"
+
+    def _add_missing_columns(self) -> None:
+        """A state dir made by an older emulator lacks columns added since; add them (NULL)."""
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, kind in (("first_download_at", "REAL"),):
+            if column not in present:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -377,6 +387,14 @@ class Store:
             "UPDATE jobs SET webhook_attempts = webhook_attempts + 1,"
             " webhook_delivered_at = ?, webhook_last_error = ? WHERE batch_id = ?",
             (delivered_at, error, batch_id),
+        )
+
+    def record_download(self, batch_id: str, at: float) -> None:
+        """Keep when a job's results were first fetched: the end of its completion latency."""
+        self._db.execute(
+            "UPDATE jobs SET first_download_at = ?"
+            " WHERE batch_id = ? AND first_download_at IS NULL",
+            (at, batch_id),
         )
 
     def all_jobs(self) -> list[Job]:
