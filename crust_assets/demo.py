@@ -31,6 +31,8 @@ telemetry:
   enabled: false
 run_queue:
   max_concurrent_runs: 4
+  # The default 5 s adds 2.5 s on average between a requested run and its launch.
+  dequeue_interval_seconds: 1
 """
 
 

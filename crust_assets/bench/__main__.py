@@ -1,4 +1,4 @@
-"""`python -m crust_assets.bench [--quick] [--only 1,2] [--json FILE]`: issue 5's measurements.
+"""`python -m crust_assets.bench [--quick] [--only 1,2] [--json FILE]`: issues 5 and 6's figures.
 
 Prints a compact table at the end. Each figure that depends on the machine is a ratio against a
 baseline measured in the same run (see `common.py`); targets come from issue 5, and a missed one
@@ -271,12 +271,47 @@ def section_scale(report: Report, work: Path, sizes: dict[str, Any], quick: bool
     )
 
 
+def section_webhook_latency(report: Report, work: Path, sizes: dict[str, Any], quick: bool) -> None:
+    from crust_assets.bench.webhook_latency import bench_webhook_latency
+
+    figures = bench_webhook_latency(work, quick=quick)
+    report.figures["webhook_latency"] = figures
+    polling, webhook = figures["polling"], figures["webhook"]
+    report.add(
+        "6",
+        f"completion-to-download, real daemon, {polling['partitions']} one-job partitions:"
+        " polling every 30 s (median / max)",
+        f"{fmt_seconds(polling['median'])} / {fmt_seconds(polling['max'])}",
+    )
+    report.add(
+        "6",
+        "  same with the webhook receiver (median / max)",
+        f"{fmt_seconds(webhook['median'])} / {fmt_seconds(webhook['max'])}",
+    )
+    report.add(
+        "6",
+        "  webhook median / polling median",
+        fmt_ratio(figures["median_ratio"]),
+        "< 1.00x",
+        figures["median_ratio"] < 1.0,
+    )
+    for mode in (polling, webhook):
+        report.add(
+            "6",
+            f"  {mode['mode']}: median s after the job ended: detected / run created /"
+            " launched / worker up",
+            f"{mode['median_detected']:.1f} / {mode['median_run_created']:.1f} / "
+            f"{mode['median_run_launched']:.1f} / {mode['median_run_started']:.1f}",
+        )
+
+
 SECTIONS: dict[str, Callable[[Report, Path, dict[str, Any], bool], None]] = {
     "1": section_slots,
     "2": section_ingest,
     "3": section_normalisation,
     "4": section_tick,
     "5": section_scale,
+    "6": section_webhook_latency,
 }
 
 
