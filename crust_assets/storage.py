@@ -172,6 +172,44 @@ class DataLayout:
     def read_bytes(self, path: PurePath) -> bytes:
         return Path(path).read_bytes() if self.is_local else self.fs.cat_file(str(path))
 
+    def find(self, directory: PurePath, pattern: str) -> list[PurePath]:
+        """Files matching `pattern` under `directory`, as layout paths (unlike `glob`'s URLs).
+
+        For code that goes on to read, rewrite or remove them through this class; hidden names
+        match too (`.*.tmp-*`), as they do with pathlib.
+        """
+        if self.is_local:
+            return sorted(p for p in Path(directory).glob(pattern) if p.is_file())
+        found = self.fs.glob(self._fresh(directory) + "/" + pattern, detail=True)
+        return sorted(PurePosixPath(n) for n, i in found.items() if i["type"] == "file")
+
+    def modified_ns(self, path: PurePath) -> int:
+        """Modification time in ns: exact locally; on S3 LastModified, whole seconds."""
+        if self.is_local:
+            return Path(path).stat().st_mtime_ns
+        return self._mtime_ns(self.fs.info(self._fresh(path)))
+
+    def remove(self, path: PurePath) -> None:
+        """Delete one file; one that is already gone is fine (another reader took it)."""
+        if self.is_local:
+            Path(path).unlink(missing_ok=True)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(str(path))
+        self.fs.invalidate_cache(str(path))
+
+    def write_bytes(self, target: PurePath, data: bytes) -> None:
+        """Write a small file whole, so a reader never sees part of it (see `publish`).
+
+        Locally the temp file is created owner-only (CRUST_FILE_MODE) before any byte is written,
+        and its directories get CRUST_DIR_MODE; on an object store it is one upload.
+        """
+        if self.is_local:
+            with atomic_path(Path(target), create=True) as temp:
+                temp.write_bytes(data)  # reuses the file created with the final mode
+            return
+        self.publish(target, lambda local: local.write_bytes(data))
+
     # ---- Parquet through the filesystem --------------------------------------------------
     def _source(self, path: PurePath) -> str | Path:
         return Path(path) if self.is_local else str(path)
