@@ -176,21 +176,25 @@ def _add_webhook(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--host", default="127.0.0.1", help="address to bind")
     parser.add_argument("--port", type=int, default=8712, help="port to bind")
     parser.add_argument(
-        "--data-dir", default=os.environ.get("CRUST_DATA_DIR", "data"), help="data root"
+        "--data-dir",
+        default=os.environ.get("CRUST_DATA_DIR", "data"),
+        help="data root (env CRUST_DATA_DIR), the pipeline's own: a directory or an fsspec URL"
+        " such as s3://bucket/prefix; hints go to <data>/webhooks/",
     )
     parser.set_defaults(func=_run_webhook)
 
 
 def _run_webhook(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from crust_assets.storage import DataLayout
     from crust_assets.webhook import serve
 
     token = os.environ.get("CRUST_WEBHOOK_TOKEN", "")
     if len(token) < 16:
         print("crust-assets webhook: set CRUST_WEBHOOK_TOKEN (>= 16 characters)", file=sys.stderr)
         return 2
-    serve(args.host, args.port, Path(args.data_dir), token)
+    # As DataRoot.layout() builds it for the pipeline (the AWS env gives s3fs its endpoint and
+    # credentials), without importing Dagster into the receiver.
+    serve(args.host, args.port, DataLayout.from_location(args.data_dir), token)
     return 0
 
 

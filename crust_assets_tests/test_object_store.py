@@ -11,13 +11,15 @@ as a skip, with the reason); CI refuses the variable.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import dagster as dg
 import pyarrow as pa
@@ -27,13 +29,16 @@ from crust_assets.defs.resources import DataRoot
 from crust_assets.defs.sensors import contact_url_list_file_sensor
 from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.emulator.synth import synthetic_contacts
+from crust_assets.job_queue import QueueState
 from crust_assets.storage import DataLayout, upload_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA, empty_row
+from crust_assets.webhook import read_hints
 from crust_assets_tests.object_store import BucketWatcher, MotoServer, aws_env
 from crust_assets_tests.pipeline_harness import ALL_ASSETS, Pipeline, make_urls
 
 DATE = "2026-11-21"
 FIELDS = ["business_email", "personal_contact_info"]
+T = TypeVar("T")
 # What may ever be seen in the bucket: finished files under their final names.
 ALLOWED_KEY = re.compile(
     r"^crust/(input/\d{4}-\d{2}-\d{2}\.csv"
@@ -300,3 +305,54 @@ def _contacts(count: int) -> pa.Table:
         ],
         schema=ENRICHED_CONTACTS_SCHEMA,
     )
+
+
+# ---- the webhook receiver and the sensor share only the bucket ---------------------------------
+@pytest.mark.objectstore
+def test_webhook_hints_go_through_the_bucket_to_the_sensor(
+    bucket: str,
+    emulator: EmulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """As in production: the receiver (its own process, as its own pod) writes hints to s3://,
+    the sensor tick reads, acts on and deletes them; polling alone would take an hour here."""
+    import s3fs
+
+    from crust_assets_tests.test_webhook import TOKEN, running_receiver
+
+    monkeypatch.setenv("CRUST_POLL_INTERVAL_SECONDS", "3600")
+    root = f"s3://{bucket}/crust"
+    with running_receiver(root) as receiver_url:
+        hook = f"{receiver_url}/hooks/crustdata/{TOKEN}"
+        pipeline = Pipeline(root, emulator.base_url, settings={"webhook_url": hook})
+        layout = pipeline.layout
+        pipeline.write_list(DATE, make_urls("s3-hook", 20))
+        pipeline.plan(DATE)
+        first = pipeline.tick()  # submits the one job; its poll is now an hour away
+        assert not first.run_requests
+        [job] = [job for _, job in QueueState.from_cursor(pipeline.cursor).slot_holders()]
+
+        hints = _wait_for(lambda: read_hints(layout), timeout=30)
+        assert set(hints) == {job.batch_id}
+        hint = json.loads(layout.read_bytes(hints[job.batch_id]))
+        assert hint["batch_id"] == job.batch_id and hint["status"] == "completed"
+
+        capfd.readouterr()
+        second = pipeline.tick()
+        assert "1 job(s) hinted by webhook" in capfd.readouterr().err  # the tick's summary
+        assert [r.partition_key for r in second.run_requests] == [DATE]
+        assert read_hints(layout) == {}  # consumed
+        assert s3fs.S3FileSystem().find(f"{bucket}/crust/webhooks") == []
+        [run] = pipeline.run_requests(second)
+    assert run.success and len(pipeline.table(DATE)) == 20
+
+
+def _wait_for(probe: Callable[[], T], timeout: float) -> T:
+    """The first truthy value `probe` returns, polling until `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing after {timeout} s")
+        time.sleep(0.1)
+    return value

@@ -1,7 +1,9 @@
 """The callback receiver as a real server: the emulator calls it when a job finishes."""
 
+import contextlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -13,15 +15,20 @@ import pytest
 
 from crust_assets.demo import free_port
 from crust_assets.emulator.process import EmulatorProcess
+from crust_assets.storage import DataLayout
 from crust_assets.webhook import read_hints
 
 TOKEN = "hook-token-0123456789abcdef"
 
 
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@contextlib.contextmanager
+def running_receiver(data_dir: str) -> Iterator[str]:
+    """`crust-assets webhook` as a process writing hints under `data_dir` (a path or a URL).
+
+    It inherits this process's environment (an object store's AWS_* variables included), as a
+    pod inherits its deployment's; yields the receiver's base URL.
+    """
     port = free_port()
-    data_dir = tmp_path / "data"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -31,7 +38,7 @@ def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             "--port",
             str(port),
             "--data-dir",
-            str(data_dir),
+            data_dir,
         ],
         env={**os.environ, "CRUST_WEBHOOK_TOKEN": TOKEN},
         stdout=subprocess.PIPE,
@@ -48,15 +55,22 @@ def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 time.sleep(0.1)
         else:
             raise RuntimeError("webhook receiver did not start")
-        yield url, data_dir
+        yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         output = process.communicate(timeout=10)[0].decode()
         assert TOKEN not in output  # never logged: the path carries it
 
 
-def test_a_finished_job_leaves_a_hint(receiver: tuple[str, Path], tmp_path: Path) -> None:
-    url, data_dir = receiver
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[tuple[str, DataLayout]]:
+    data_dir = tmp_path / "data"
+    with running_receiver(str(data_dir)) as url:
+        yield url, DataLayout.from_location(data_dir)
+
+
+def test_a_finished_job_leaves_a_hint(receiver: tuple[str, DataLayout], tmp_path: Path) -> None:
+    url, layout = receiver
     with EmulatorProcess(tmp_path / "emu", pending_seconds=0.1, processing_seconds=0.2) as emu:
         response = httpx.post(
             f"{emu.base_url}/batch/person/contact/enrich",
@@ -69,13 +83,15 @@ def test_a_finished_job_leaves_a_hint(receiver: tuple[str, Path], tmp_path: Path
         )
         batch_id = response.json()["batch_id"]
         deadline = time.monotonic() + 15
-        while batch_id not in read_hints(data_dir) and time.monotonic() < deadline:
+        while batch_id not in read_hints(layout) and time.monotonic() < deadline:
             time.sleep(0.1)
-    assert batch_id in read_hints(data_dir)
+    assert batch_id in read_hints(layout)
 
 
-def test_wrong_token_oversized_or_garbage_bodies_are_refused(receiver: tuple[str, Path]) -> None:
-    url, data_dir = receiver
+def test_wrong_token_oversized_or_garbage_bodies_are_refused(
+    receiver: tuple[str, DataLayout],
+) -> None:
+    url, layout = receiver
     good = {"batch_id": "c97333e3-046f-4fd2-b888-a5b07793a0ac", "status": "completed"}
     assert httpx.post(f"{url}/hooks/crustdata/wrong-token-0000000000", json=good).status_code == 401
     assert httpx.post(f"{url}/hooks/crustdata/", json=good).status_code in (404, 405)
@@ -84,21 +100,29 @@ def test_wrong_token_oversized_or_garbage_bodies_are_refused(receiver: tuple[str
     assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", content=b"{not json").status_code == 400
     bad_id = {"batch_id": "../../etc/passwd"}
     assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", json=bad_id).status_code == 400
-    assert read_hints(data_dir) == {}
+    assert read_hints(layout) == {}
+    newline = {"batch_id": good["batch_id"] + "\n"}  # `$` alone would let this name a file
+    assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", json=newline).status_code == 400
+    assert read_hints(layout) == {}
     assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", json=good).status_code == 202
-    assert set(read_hints(data_dir)) == {good["batch_id"]}
+    assert set(read_hints(layout)) == {good["batch_id"]}
+    # Written whole, owner-only (CRUST_FILE_MODE / CRUST_DIR_MODE defaults), no temp file left.
+    [hint] = Path(layout.root, "webhooks").iterdir()
+    assert hint.name == f"{good['batch_id']}.json"
+    assert stat.S_IMODE(hint.stat().st_mode) == 0o600
+    assert stat.S_IMODE(hint.parent.stat().st_mode) == 0o700
 
 
 def test_callbacks_drive_the_sensor_when_polling_is_rare(
-    receiver: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    receiver: tuple[str, DataLayout], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 
-    url, data_dir = receiver
+    url, layout = receiver
     monkeypatch.setenv("CRUST_POLL_INTERVAL_SECONDS", "3600")  # polling alone would take an hour
     with EmulatorProcess(tmp_path / "emu", pending_seconds=0.2, processing_seconds=0.5) as emu:
         pipeline = Pipeline(
-            data_dir, emu.base_url, settings={"webhook_url": f"{url}/hooks/crustdata/{TOKEN}"}
+            layout.root, emu.base_url, settings={"webhook_url": f"{url}/hooks/crustdata/{TOKEN}"}
         )
         pipeline.write_list("2026-11-21", make_urls("hooked", 650))
         pipeline.plan("2026-11-21")
@@ -106,4 +130,4 @@ def test_callbacks_drive_the_sensor_when_polling_is_rare(
         submissions = emu.admin.submissions()
     assert run.success and len(pipeline.table("2026-11-21")) == 650
     assert len(submissions) == 3
-    assert read_hints(data_dir) == {}  # every hint consumed
+    assert read_hints(layout) == {}  # every hint consumed

@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -43,7 +43,7 @@ from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.job_queue import JobEvent, JobState, PlanState, QueueState
 from crust_assets.storage import DataLayout
-from crust_assets.webhook import read_hints
+from crust_assets.webhook import consume_hints
 
 DEFAULT_POLL_INTERVAL_SECONDS = 30
 # A job whose submit gets no answer is looked for in GET /batch on this many ticks before we
@@ -124,11 +124,8 @@ class SubmitterTick:
         (so a hint acts at once) but polls on its own only every CRUST_POLL_INTERVAL_SECONDS."""
         if not self.settings.webhook_url:
             return True
-        hints = read_hints(Path(str(self.layout.root))) if self.layout.is_local else {}
         active = {job.batch_id for _, job in self.state.slot_holders() if job.batch_id}
-        hinted = active & set(hints)
-        for path in hints.values():  # consumed: the poll below confirms with GET /batch
-            path.unlink(missing_ok=True)
+        hinted = active & consume_hints(self.layout)  # the poll below confirms with GET /batch
         if hinted:
             self.notes.append(f"{len(hinted)} job(s) hinted by webhook")
             return True
