@@ -213,18 +213,17 @@ def _add_forget(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.add_argument(
         "--data-dir",
         default=os.environ.get("CRUST_DATA_DIR", "data"),
-        help="data root (env CRUST_DATA_DIR)",
+        help="data root (env CRUST_DATA_DIR): a directory or an fsspec URL such as"
+        " s3://bucket/prefix",
     )
     parser.set_defaults(func=_run_forget)
 
 
 def _run_forget(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from crust_assets.erasure import ErasureInputError, erasures_path, forget
     from crust_assets.storage import DataLayout
 
-    layout = DataLayout(Path(args.data_dir).expanduser().resolve())
+    layout = DataLayout.from_location(args.data_dir)
     try:
         report = forget(layout, args.profile_urls)
     except ErasureInputError as exc:
@@ -250,7 +249,7 @@ def _run_forget(args: argparse.Namespace) -> int:
             "the person: run forget again when it is gone",
             file=sys.stderr,
         )
-    print(f"recorded in {erasures_path(layout)}; re-enrichment is refused from now on")
+    print(f"recorded in {layout.url(erasures_path(layout))}; re-enrichment is refused from now on")
     return 0 if report.complete else 1
 
 

@@ -12,9 +12,26 @@ rewrite is interrupted, re-planning is already refused and running `forget` agai
 `contact_enrichment_batch` reads the record and does not submit an erased URL again unless
 `CRUST_ALLOW_REENRICH_ERASED=true`. A plan that names the person and whose results are not loaded
 yet is reported (`Erasure.unloaded_plans`; the CLI warns and exits 1): its enriched_contacts run
-would write the person's row back, so `forget` has to be run again after it. Hidden temp files
-left by a writer killed mid-write (they may hold anybody's rows) are deleted when older than an
-hour, and reported when younger (they may be a live write).
+would write the person's row back, so `forget` has to be run again after it.
+
+Every read, listing, rewrite and delete goes through `DataLayout`, so the data root may be local
+or an object store (`s3://bucket/prefix`); the steps and their order are the same on both.
+
+Leftovers of writers killed mid-write, which may hold anybody's rows:
+- Local disk (and filesystems that write in place, such as sftp or hdfs, where an upload goes to a
+  hidden name and is renamed): hidden temp files (`.<name>.tmp-<hex>`) beside the files. Those
+  older than an hour are deleted; younger ones are reported (they may be a live write).
+- Object stores: there are no half-written objects to find. A file is written to a local spool
+  directory outside the data root and uploaded in one request, and an object exists only once its
+  upload completed. The same scan runs (it finds nothing unless such files were copied into the
+  bucket). What a killed writer can leave is outside this tool's reach: its spool directory
+  (`crust-spool-*`) in its own machine's temp directory (gone with a pod's ephemeral disk), and,
+  for files over 100 MiB, the parts of an unfinished multipart upload, never listed or readable
+  as an object but stored until aborted: give the bucket a lifecycle rule that aborts incomplete
+  multipart uploads after a day.
+
+Times on an object store are whole seconds (S3 LastModified): a plan written in the same second as
+its partition's load is reported as not loaded yet (a needless warning rather than a missed one).
 
 Not touched, by design: the input lists (the user's own files), the plan files of past runs (they
 name the URLs each job was sent, and the sensor relies on them), rejected_urls, and Dagster's event
@@ -26,14 +43,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from crust_assets.profile_urls import normalize_profile_url
-from crust_assets.storage import DataLayout, write_parquet_atomic
+from crust_assets.storage import DataLayout
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 
 # A hidden temp file this old belongs to a writer that died (killed mid-write): it may hold
@@ -115,19 +131,15 @@ def forget(
     layout: DataLayout, values: Sequence[str], *, now: datetime | None = None
 ) -> ForgetReport:
     """Remove the people behind `values` from the warehouse and record the erasure."""
-    if not layout.is_local:
-        raise ErasureInputError(
-            f"forget works on a local data root; {layout.url(layout.root)} is not one yet"
-        )
     urls = normalise_urls(values)
     if not urls:
         return ForgetReport([])
     now = now or datetime.now(timezone.utc)
     targets = pa.array(urls, pa.string())
     erasures = {url: Erasure(url) for url in urls}
-    rewrites: list[tuple[Path, pa.Schema, pa.Table]] = []
+    rewrites: list[tuple[PurePath, pa.Schema, pa.Table]] = []
     for path, schema, date in _files_holding_people(layout):
-        table = pq.read_table(path, schema=schema)
+        table = layout.read_table(path, schema=schema)
         hit = pc.is_in(table.column("profile_url"), value_set=targets)
         found = table.filter(hit).column("profile_url").to_pylist()
         if not found:
@@ -141,56 +153,79 @@ def forget(
             if date is not None and date not in erasure.partitions:
                 erasure.partitions.append(date)
         rewrites.append((path, schema, table.filter(pc.invert(hit))))
-    _record(layout, list(erasures.values()), now)
+    _record(layout, list(erasures.values()), now)  # first: an interrupted rewrite is resumable
     for path, schema, kept in rewrites:
-        write_parquet_atomic(path, kept.to_batches(), schema)
-    for plan in _unloaded_plans(layout):
-        planned = pq.read_table(plan, columns=["profile_url"]).column(0)
-        for url in set(planned.filter(pc.is_in(planned, value_set=targets)).to_pylist()):
-            erasures[url].unloaded_plans.append(str(plan.relative_to(layout.root)))
+        layout.write_batches(path, kept.to_batches(), schema)
+    _note_unloaded_plans(layout, targets, erasures)
     report = ForgetReport(list(erasures.values()))
-    for temp in _temp_files(layout):
-        relative = str(temp.relative_to(layout.root))
-        if now.timestamp() - temp.stat().st_mtime > STALE_TEMP_SECONDS:
-            temp.unlink(missing_ok=True)
-            report.removed_temp_files.append(relative)
-        else:
-            report.live_temp_files.append(relative)
+    _clean_temp_files(layout, now, report)
     return report
 
 
-def _temp_files(layout: DataLayout) -> list[Path]:
-    """Hidden temp files (`storage.atomic_path`) beside the files that hold contact rows."""
-    directories = {path.parent for path, _, _ in _files_holding_people(layout)}
-    directories |= set(layout.warehouse_dataset("enriched_contacts").glob("date=*"))
-    return sorted(p for d in directories for p in d.glob(".*.tmp-*") if p.is_file())
+def _note_unloaded_plans(
+    layout: DataLayout, targets: pa.Array, erasures: dict[str, Erasure]
+) -> None:
+    """Name, on each erasure, the plans not loaded yet whose run would write the person back."""
+    for plan in _unloaded_plans(layout):
+        planned = layout.read_table(plan, columns=["profile_url"]).column(0)
+        for url in set(planned.filter(pc.is_in(planned, value_set=targets)).to_pylist()):
+            erasures[url].unloaded_plans.append(str(plan.relative_to(layout.root)))
 
 
-def _unloaded_plans(layout: DataLayout) -> list[Path]:
-    """Plan files newer than their partition's enriched_contacts file (or with none yet)."""
+def _clean_temp_files(layout: DataLayout, now: datetime, report: ForgetReport) -> None:
+    """Delete dead writers' temp files (over an hour old); report younger ones as live."""
+    for temp in _temp_files(layout):
+        relative = str(temp.relative_to(layout.root))
+        age_seconds = now.timestamp() - layout.modified_ns(temp) / 1e9
+        if age_seconds > STALE_TEMP_SECONDS:
+            layout.remove(temp)
+            report.removed_temp_files.append(relative)
+        else:
+            report.live_temp_files.append(relative)
+
+
+def _temp_files(layout: DataLayout) -> list[PurePath]:
+    """Hidden temp files (`storage.atomic_path`) where files with contact rows are written."""
+    places = [
+        (layout.warehouse_dataset("enriched_contacts"), "date=*/.*.tmp-*"),
+        (layout.warehouse_dataset("contacts_latest"), ".*.tmp-*"),
+        (_staging_plans(layout), "date=*/.*.reused.parquet.tmp-*"),
+    ]
+    return sorted(
+        {path for directory, pattern in places for path in layout.find(directory, pattern)}
+    )
+
+
+def _staging_plans(layout: DataLayout) -> PurePath:
+    return layout.root / "staging" / "contact_enrichment_batch"
+
+
+def _unloaded_plans(layout: DataLayout) -> list[PurePath]:
+    """Plan files newer than their partition's enriched_contacts file (or with none yet).
+
+    Same-time counts as not loaded: with whole-second store times the order is unknown, and a
+    needless warning is better than a missed one. Local times are in ns, so that never happens.
+    """
     plans = []
-    staging = layout.root / "staging" / "contact_enrichment_batch"
-    for plan in sorted(staging.glob("date=*/*.parquet")):
+    for plan in layout.find(_staging_plans(layout), "date=*/*.parquet"):
         if plan.name.endswith(".reused.parquet"):
             continue
         date = plan.parent.name.removeprefix("date=")
         loaded = layout.warehouse_partition("enriched_contacts", date)
-        if not loaded.exists() or loaded.stat().st_mtime_ns < plan.stat().st_mtime_ns:
+        if not layout.exists(loaded) or layout.modified_ns(loaded) <= layout.modified_ns(plan):
             plans.append(plan)
     return plans
 
 
-def _files_holding_people(layout: DataLayout) -> list[tuple[Path, pa.Schema, str | None]]:
+def _files_holding_people(layout: DataLayout) -> list[tuple[PurePath, pa.Schema, str | None]]:
     """(file, its contract schema, partition date or None) for every file with contact rows."""
-    files: list[tuple[Path, pa.Schema, str | None]] = []
+    files: list[tuple[PurePath, pa.Schema, str | None]] = []
     enriched = layout.warehouse_dataset("enriched_contacts")
-    for path in sorted(enriched.glob("date=*/*.parquet")):
+    for path in layout.find(enriched, "date=*/*.parquet"):
         files.append((path, ENRICHED_CONTACTS_SCHEMA, path.parent.name.removeprefix("date=")))
-    latest = layout.warehouse_dataset("contacts_latest")
-    for path in sorted(latest.glob("*.parquet")):
+    for path in layout.find(layout.warehouse_dataset("contacts_latest"), "*.parquet"):
         files.append((path, LATEST_SCHEMA, None))
-    staging = layout.root / "staging" / "contact_enrichment_batch"
-    for path in sorted(staging.glob("date=*/*.reused.parquet")):
+    for path in layout.find(_staging_plans(layout), "date=*/*.reused.parquet"):
         files.append((path, ENRICHED_CONTACTS_SCHEMA, None))
     return files
 
@@ -210,6 +245,6 @@ def _record(layout: DataLayout, erasures: list[Erasure], now: datetime) -> None:
         ],
         schema=ERASURES_SCHEMA,
     )
-    if path.exists():
-        rows = pa.concat_tables([pq.read_table(path, schema=ERASURES_SCHEMA), rows])
-    write_parquet_atomic(path, rows.to_batches(), ERASURES_SCHEMA)
+    if layout.exists(path):
+        rows = pa.concat_tables([layout.read_table(path, schema=ERASURES_SCHEMA), rows])
+    layout.write_batches(path, rows.to_batches(), ERASURES_SCHEMA)

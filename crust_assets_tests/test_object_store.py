@@ -17,18 +17,26 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
-from typing import TypeVar
+from datetime import datetime, timedelta, timezone
+from pathlib import Path, PurePath, PurePosixPath
+from typing import Any, TypeVar
 
 import dagster as dg
 import pyarrow as pa
 import pytest
 
+from crust_assets import cli
 from crust_assets.defs.resources import DataRoot
 from crust_assets.defs.sensors import contact_url_list_file_sensor
 from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.emulator.synth import synthetic_contacts
+from crust_assets.erasure import (
+    ERASURES_SCHEMA,
+    LATEST_SCHEMA,
+    erased_urls,
+    erasures_path,
+    forget,
+)
 from crust_assets.job_queue import QueueState
 from crust_assets.storage import DataLayout, upload_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA, empty_row
@@ -37,6 +45,7 @@ from crust_assets_tests.object_store import BucketWatcher, MotoServer, aws_env
 from crust_assets_tests.pipeline_harness import ALL_ASSETS, Pipeline, make_urls
 
 DATE = "2026-11-21"
+NEXT_DATE = "2026-11-22"
 FIELDS = ["business_email", "personal_contact_info"]
 T = TypeVar("T")
 # What may ever be seen in the bucket: finished files under their final names.
@@ -348,6 +357,106 @@ def test_webhook_hints_go_through_the_bucket_to_the_sensor(
     assert run.success and len(pipeline.table(DATE)) == 20
 
 
+# ---- crust-assets forget on a bucket -------------------------------------------------------------
+@pytest.mark.objectstore
+def test_forget_erases_a_person_from_every_object_and_refuses_to_buy_them_again(
+    bucket: str, emulator: EmulatorProcess, spool: Path
+) -> None:
+    import s3fs
+
+    from crust_assets_tests.test_forget import contact_values
+
+    fs = s3fs.S3FileSystem()
+    root = f"s3://{bucket}/crust"
+    pipeline = Pipeline(root, emulator.base_url)
+    layout = pipeline.layout
+    shared = make_urls("s3-forget", 30)
+    for date, urls in ((DATE, shared), (NEXT_DATE, [*shared, *make_urls("s3-other", 10)])):
+        pipeline.write_list(date, urls)  # the next day's shared rows are reused, not bought
+        pipeline.plan(date)
+        time.sleep(1.1)  # whole-second S3 times: the load must come a second after the plan
+        [run] = pipeline.drive(until_runs=1)
+        assert run.success
+    latest_run = dg.materialize(
+        ALL_ASSETS,
+        instance=pipeline.instance,
+        resources=pipeline.resources,
+        selection=["contacts_latest"],
+    )
+    assert latest_run.success
+    person, other = shared[3], shared[7]
+    secrets = set(contact_values({r["profile_url"]: r for r in pipeline.table(DATE)}[person]))
+    assert secrets, "pick a person with contact values"
+    staging = layout.root / "staging" / "contact_enrichment_batch" / f"date={NEXT_DATE}"
+    [reused] = layout.find(staging, "*.reused.parquet")
+    holding = [
+        layout.warehouse_partition("enriched_contacts", DATE),
+        layout.warehouse_partition("enriched_contacts", NEXT_DATE),
+        layout.warehouse_dataset("contacts_latest") / "data.parquet",
+        reused,
+    ]
+    assert all(_count_url(layout, path, person) == 1 for path in holding)
+
+    messy = person.replace("https://www.", "http://uk.").upper() + "/?trk=public_profile#x"
+    assert cli.main(["forget", messy, other, "--data-dir", root]) == 0
+
+    # Gone from every file, which keeps its contract schema and everybody else.
+    for path, rows in zip(holding, (28, 38, 38, 28), strict=True):
+        assert _count_url(layout, path, person) == 0 and _count_url(layout, path, other) == 0
+        assert layout.read_table(path).num_rows == rows
+        schema = LATEST_SCHEMA if "contacts_latest" in str(path) else ENRICHED_CONTACTS_SCHEMA
+        assert layout.read_schema(path).remove_metadata().equals(schema)
+    for key in fs.find(bucket):
+        assert "/." not in key and ".tmp" not in key, key  # never a temp object
+        path = PurePosixPath(key)
+        if key.endswith(".parquet") and "business_emails" in layout.read_schema(path).names:
+            found = layout.read_table(path).to_pylist()
+            assert not [r for r in found if secrets & set(_values(r))], key
+    assert list(spool.glob("crust-spool-*")) == []
+
+    log = layout.read_table(erasures_path(layout), schema=ERASURES_SCHEMA).to_pylist()
+    assert [r["profile_url"] for r in log] == [person, other]
+    assert log[0]["partitions"] == [DATE, NEXT_DATE]
+    assert sorted(log[0]["files"]) == sorted(str(p.relative_to(layout.root)) for p in holding)
+
+    # Re-planning refuses the erased people: only the new URL is submitted.
+    submitted_before = len(emulator.admin.submissions())
+    newcomer = "https://www.linkedin.com/in/s3-forget-newcomer"
+    pipeline.write_list(DATE, [*shared, newcomer])
+    plan = pipeline.plan(DATE).asset_materializations_for_node("contact_enrichment_batch")[0]
+    assert plan.metadata["urls_refused_erased"].value == 2
+    assert plan.metadata["urls_to_submit"].value == 1
+    [run] = pipeline.drive(until_runs=1)
+    assert run.success and pipeline.check_results(run)["one_row_per_submitted_url"]
+    assert [s["urls"] for s in emulator.admin.submissions()[submitted_before:]] == [[newcomer]]
+    assert _count_url(layout, layout.warehouse_partition("enriched_contacts", DATE), person) == 0
+
+
+@pytest.mark.objectstore
+def test_forget_on_a_bucket_reports_a_recent_temp_object_and_removes_a_stale_one(
+    bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Our writers never leave temp objects; one copied in (say, from a local root) is handled
+    as on disk: reported while it may be a live write, deleted once it is an hour old."""
+    root = f"s3://{bucket}/crust"
+    layout = DataLayout.from_location(root)
+    partition = layout.warehouse_partition("enriched_contacts", DATE)
+    layout.write_batches(partition, [], ENRICHED_CONTACTS_SCHEMA)
+    temp = partition.parent / ".data.parquet.tmp-copied"
+    layout.fs.pipe_file(str(temp), b"PAR1 half a file with someone's phone number")
+
+    assert cli.main(["forget", "linkedin.com/in/someone", "--data-dir", root]) == 1
+    assert ".data.parquet.tmp-copied is being written" in capsys.readouterr().err
+    assert layout.exists(temp)
+
+    later = datetime.now(timezone.utc) + timedelta(hours=2)
+    report = forget(layout, ["linkedin.com/in/someone"], now=later)
+    assert report.complete
+    assert report.removed_temp_files == [str(temp.relative_to(layout.root))]
+    assert not layout.exists(temp)
+    assert erased_urls(layout) == {"https://www.linkedin.com/in/someone"}
+
+
 def _wait_for(probe: Callable[[], T], timeout: float) -> T:
     """The first truthy value `probe` returns, polling until `timeout` seconds have passed."""
     deadline = time.monotonic() + timeout
@@ -356,3 +465,25 @@ def _wait_for(probe: Callable[[], T], timeout: float) -> T:
             raise TimeoutError(f"nothing after {timeout} s")
         time.sleep(0.1)
     return value
+
+
+def _count_url(layout: DataLayout, path: PurePath, url: str) -> int:
+    """Rows of `url` in one file, counted by DuckDB reading s3:// itself."""
+    import duckdb
+
+    connection = duckdb.connect()
+    try:
+        connection.register_filesystem(layout.fs)
+        row = connection.execute(
+            "SELECT count(*) FROM read_parquet(?) WHERE profile_url = ?",
+            [layout.url(path), url],
+        ).fetchone()
+    finally:
+        connection.close()
+    assert row is not None
+    return int(row[0])
+
+
+def _values(row: dict[str, Any]) -> list[str]:
+    emails = [e["email"] for k in ("business_emails", "personal_emails") for e in row[k] or []]
+    return emails + list(row["phone_numbers"] or [])
