@@ -125,7 +125,11 @@ class SubmitterTick:
         if not self.settings.webhook_url:
             return True
         active = {job.batch_id for _, job in self.state.slot_holders() if job.batch_id}
-        hinted = active & consume_hints(self.layout)  # the poll below confirms with GET /batch
+        try:
+            hinted = active & consume_hints(self.layout)  # the poll below confirms with GET /batch
+        except OSError as error:  # e.g. the bucket is unreachable: hints only save latency
+            self.notes.append(f"webhook hints unreadable ({type(error).__name__}); polling")
+            hinted = set()
         if hinted:
             self.notes.append(f"{len(hinted)} job(s) hinted by webhook")
             return True
