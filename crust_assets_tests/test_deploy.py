@@ -27,6 +27,17 @@ PG_ENV = {
 }
 
 
+# What the chart's instance template reads from dagsterDaemon.runMonitoring (Dagster chart 1.x).
+CHART_RUN_MONITORING_KEYS = {
+    "enabled",
+    "startTimeoutSeconds",
+    "cancelTimeoutSeconds",
+    "maxResumeRunAttempts",
+    "pollIntervalSeconds",
+    "freeSlotsAfterRunEndSeconds",
+}
+
+
 def _yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
@@ -80,7 +91,18 @@ def test_helm_values_mirror_the_instance_yaml(instance_yaml: dict, helm: dict) -
         helm["dagsterDaemon"]["runMonitoring"],
     )
     assert monitoring["enabled"] and helm_monitoring["enabled"]
-    assert helm_monitoring["startTimeoutSeconds"] == monitoring["start_timeout_seconds"]
+    # The chart renders only these runMonitoring keys into the instance (a typo is dropped).
+    assert set(helm_monitoring) <= CHART_RUN_MONITORING_KEYS, set(helm_monitoring)
+    for helm_key, key in (
+        ("startTimeoutSeconds", "start_timeout_seconds"),
+        ("cancelTimeoutSeconds", "cancel_timeout_seconds"),
+        ("maxResumeRunAttempts", "max_resume_run_attempts"),
+        ("pollIntervalSeconds", "poll_interval_seconds"),
+    ):
+        assert helm_monitoring[helm_key] == monitoring[key], helm_key
+    # max_runtime_seconds has no runMonitoring key: the run Job's activeDeadlineSeconds says it.
+    run_k8s = helm["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
+    assert run_k8s["jobSpecConfig"]["activeDeadlineSeconds"] == monitoring["max_runtime_seconds"]
 
     scheme = instance_yaml["storage"]["postgres"]["postgres_db"]["scheme"]
     assert helm["postgresql"]["postgresqlScheme"] == scheme
@@ -126,3 +148,44 @@ def test_image_and_chart_serve_the_module_pyproject_names(helm: dict) -> None:
     # The image has the libraries a run pod needs to load the instance the chart writes.
     for library in ("dagster-postgres", "dagster-k8s"):
         assert f'"{library}==' in dockerfile
+
+
+def test_pods_run_as_the_image_user(helm: dict) -> None:
+    # The Dockerfile's numeric USER, the code server's pod and every run pod agree, so both write
+    # the shared data volume as the same non-root user (includeConfigInLaunchedRuns does not
+    # carry podSecurityContext over to run pods: the run launcher sets it).
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    user = re.search(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE)
+    assert user is not None, "the image must name a numeric non-root user"
+    uid, gid = int(user.group(1)), int(user.group(2))
+    assert uid != 0
+    run_pod = helm["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["podSpecConfig"]
+    for context in (_user_deployment(helm)["podSecurityContext"], run_pod["securityContext"]):
+        assert context["runAsNonRoot"] is True
+        assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (uid, gid, gid)
+
+
+def test_image_build_context_holds_only_the_package() -> None:
+    ignore = [
+        line.strip()
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert ignore[0] == "*", "exclude everything first (data/ holds personal data)"
+    assert {line for line in ignore if line.startswith("!")} == {
+        "!pyproject.toml",
+        "!README.md",
+        "!crust_assets/",
+    }
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert not re.search(r"(?im)^\s*(ENV|ARG)\s+\S*(KEY|PASSWORD|SECRET|TOKEN)", dockerfile)
+
+
+def test_the_module_the_image_serves_has_one_definitions_object() -> None:
+    import importlib
+
+    import dagster as dg
+
+    module = importlib.import_module("crust_assets.definitions")
+    found = [v for v in vars(module).values() if isinstance(v, dg.Definitions)]
+    assert len(found) == 1
