@@ -214,17 +214,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ui", action="store_true", help="start everything and wait (make ui)")
     parser.add_argument("--date", help="partition to run (default: the newest list in input/)")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--emulator-state",
+        type=Path,
+        default=REPO_ROOT / ".crust_emulator",
+        help="the emulator's state dir (default: .crust_emulator/ in the repo)",
+    )
     args = parser.parse_args(argv)
+    _stop_on_termination()
 
     if os.environ.pop("CRUSTDATA_API_KEY", None):
         print("note: CRUSTDATA_API_KEY is set; the demo ignores it and uses the local emulator.")
     data_dir = Path(os.environ.get("CRUST_DATA_DIR", REPO_ROOT / "data")).resolve()
     home = Path(os.environ.get("DAGSTER_HOME", REPO_ROOT / ".dagster_home")).resolve()
-    emulator = EmulatorProcess(REPO_ROOT / ".crust_emulator", port=_emulator_port())
-    emulator.start()
-    print(f"emulator:   {emulator.base_url}  (state in .crust_emulator/)")
-    dev = start_dagster_dev(home, demo_environment(emulator.base_url, data_dir))
+    emulator = EmulatorProcess(args.emulator_state, port=_emulator_port())
+    dev: DagsterDev | None = None
     try:
+        emulator.start()
+        print(f"emulator:   {emulator.base_url}  (state in {args.emulator_state})")
+        dev = start_dagster_dev(home, demo_environment(emulator.base_url, data_dir))
         print(f"dagster:    starting on {dev.url} (DAGSTER_HOME={home}) ...")
         dev.wait_ready()
         print(f"dagster:    ready: open {dev.url} to watch")
@@ -243,8 +251,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        dev.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second signal must not cut the clean-up
+        if dev is not None:
+            dev.stop()
         emulator.stop()
+
+
+def _stop_on_termination() -> None:
+    """`kill`, a closed terminal or a CI timeout must clean up as Ctrl-C does: dagster dev runs
+    in a process group of its own and would otherwise outlive the demo, holding its ports."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
 
 
 def _emulator_port() -> int:
