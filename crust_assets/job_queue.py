@@ -73,6 +73,10 @@ class PlanState:
     skip_reason: str | None = None
     outcome: str | None = None  # None while open; completed | failed | superseded
     failure: str | None = None
+    # Plans of other partitions, made earlier, whose jobs deliver `borrowed` of this plan's URLs
+    # (see crust_assets.defs.borrowing): this plan is loaded only once they are all settled.
+    lenders: list[str] = field(default_factory=list)
+    borrowed: int = 0
 
     @property
     def key(self) -> str:
@@ -183,6 +187,19 @@ class QueueState:
     def free_slots(self) -> int:
         return max(0, MAX_ACTIVE_JOBS - len(self.slot_holders()))
 
+    def open_lenders(self, plan: PlanState) -> list[PlanState]:
+        """The lenders of `plan` that may still deliver: tracked and without an outcome.
+
+        A lender no longer tracked has settled and been forgotten (plans are discovered in
+        storage order, and a lender is always older than its borrower), so it is not waited for.
+        """
+        lenders = (self.plans.get(key) for key in plan.lenders)
+        return [lender for lender in lenders if lender is not None and lender.outcome is None]
+
+    def waits_for_lenders(self, plan: PlanState) -> bool:
+        """Finished with its own jobs, but some URLs are still being delivered to a lender."""
+        return plan.outcome in ("completed", "failed") and bool(self.open_lenders(plan))
+
     # ---- plan discovery ----------------------------------------------------------------
     def add_plan(self, plan: PlanState) -> list[PlanState]:
         """Track a new plan; returns the open plans of the same date that it supersedes."""
@@ -259,8 +276,14 @@ class QueueState:
             job.error = event.get("message")
 
     def forget_finished(self) -> None:
-        """Drop plans whose outcome is settled and whose run has been requested."""
-        for key in [k for k, p in self.plans.items() if p.outcome is not None]:
+        """Drop plans whose outcome is settled and whose run has been requested (a plan still
+        waiting for its lenders has had no run requested: it stays)."""
+        finished = [
+            k
+            for k, p in self.plans.items()
+            if p.outcome is not None and not self.waits_for_lenders(p)
+        ]
+        for key in finished:
             del self.plans[key]
 
 

@@ -80,11 +80,16 @@ def latest_observation_storage_id(instance: dg.DagsterInstance) -> int:
 
 
 def iter_plan_records(
-    instance: dg.DagsterInstance, *, after_storage_id: int | None = None
+    instance: dg.DagsterInstance,
+    *,
+    after_storage_id: int | None = None,
+    after_timestamp: float | None = None,
 ) -> Iterator[dg.EventLogRecord]:
     """Materialisations of the batch asset (each one a plan), oldest first."""
     records_filter = dg.AssetRecordsFilter(
-        asset_key=BATCH_ASSET_KEY, after_storage_id=after_storage_id or None
+        asset_key=BATCH_ASSET_KEY,
+        after_storage_id=after_storage_id or None,
+        after_timestamp=after_timestamp,
     )
     return _paged(instance.fetch_materializations, records_filter)
 
@@ -105,6 +110,8 @@ def plan_from_record(record: dg.EventLogRecord) -> PlanState | None:
         fields=[f for f in str(meta["fields"]).split(",") if f],
         plan_path=str(meta["plan_file"]),
         storage_id=record.storage_id,
+        lenders=[str(key) for key in meta.get("lender_plans") or []],
+        borrowed=int(meta.get("urls_borrowed", 0)),
     )
 
 

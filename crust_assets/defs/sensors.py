@@ -107,6 +107,7 @@ class SubmitterTick:
             self._reconcile_unconfirmed()
             self._submit_ready()
         run_requests = self._finish_plans()
+        self._note_borrowers()
         summary = self._summary()
         self.state.observation_watermark = max(
             self.state.observation_watermark, latest_observation_storage_id(self.instance)
@@ -485,6 +486,8 @@ class SubmitterTick:
                 self._emit(plan, JobEvent.PLAN_FAILED, f"{plan.date}: {message}", message=message)
         requests = []
         for plan in self.state.plans.values():
+            if self.state.waits_for_lenders(plan):
+                continue
             if plan.outcome in ("completed", "failed"):
                 requests.append(
                     dg.RunRequest(
@@ -494,6 +497,17 @@ class SubmitterTick:
                     )
                 )
         return requests
+
+    def _note_borrowers(self) -> None:
+        """Say which plans wait for URLs borrowed from other partitions' running plans."""
+        for plan in self.state.plans.values():
+            lenders = self.state.open_lenders(plan)
+            if plan.outcome in (None, "completed", "failed") and lenders:
+                dates = ", ".join(sorted({lender.date for lender in lenders}))
+                self.notes.append(
+                    f"{plan.date}: {plan.borrowed} URLs borrowed from plans still running "
+                    f"({dates}); loads when they are settled"
+                )
 
     def _summary(self) -> str:
         queued = active = done = 0
