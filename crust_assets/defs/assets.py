@@ -5,6 +5,7 @@ No asset here submits a job: `contact_enrichment_batch` only plans and enqueues,
 root, written atomically with the contract schema; Dagster keeps lineage and metadata.
 """
 
+import itertools
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +17,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from crust_assets.crustdata import CrustdataClient
+from crust_assets.defs.borrowing import (
+    BorrowedRows,
+    borrow,
+    borrowed_path,
+    lender_keys,
+    lender_plans,
+)
 from crust_assets.defs.checks import (
     ENRICHED_CONTACTS_CHECKS,
     contract_schema_check,
@@ -120,7 +128,8 @@ class BatchConfig(dg.Config):
     kinds={"crustdata"},
     description=(
         "Enqueued Crustdata jobs (<= 300 URLs each) for a day's list; recently enriched URLs are "
-        "reused, not re-bought. The sensor submits; job events appear here."
+        "reused and URLs other partitions' plans are buying are borrowed, not re-bought. The "
+        "sensor submits; job events appear here."
     ),
 )
 def contact_enrichment_batch(
@@ -166,12 +175,13 @@ def contact_enrichment_batch(
             f"{refused_erased} URLs of {date} were erased with `crust-assets forget`: not "
             "enriched (set CRUST_ALLOW_REENRICH_ERASED=true to enrich them again)"
         )
-    window = timedelta(days=enrichment.reenrich_window_days)
-    reused = recent_enrichments(
-        layout, urls.column("profile_url"), datetime.now(timezone.utc) - window
-    )
-    reused_urls = reused.column("profile_url")
-    to_submit = urls.filter(pc.invert(pc.is_in(urls.column("profile_url"), value_set=reused_urls)))
+    since = datetime.now(timezone.utc) - timedelta(days=enrichment.reenrich_window_days)
+    reused = recent_enrichments(layout, urls.column("profile_url"), since)
+    not_reused = without_urls(urls, reused.column("profile_url"))
+    # URLs another partition's unfinished plan is already buying: borrowed, not bought again.
+    lenders = lender_plans(context.instance, date, fields, since)
+    borrowed = borrow(layout, not_reused.column("profile_url"), lenders)
+    to_submit = without_urls(not_reused, borrowed.column("profile_url"))
     estimate = worst_case_credits(to_submit.num_rows, fields)
     if estimate > enrichment.credit_budget:
         raise dg.Failure(
@@ -197,9 +207,17 @@ def contact_enrichment_batch(
     reused_file = layout.staging_partition(
         "contact_enrichment_batch", date, f"{plan_id}.reused.parquet"
     )
+    borrowed_file = layout.root / borrowed_path(str(plan_file.relative_to(layout.root)))
     # One row group per job: the sensor reads exactly one job's URLs at submit time.
     layout.write_table(plan_file, plan_table, row_group_size=MAX_URLS_PER_JOB)
     layout.write_table(reused_file, reused)
+    layout.write_table(borrowed_file, borrowed)
+    if borrowed.num_rows:
+        context.log.info(
+            f"{borrowed.num_rows} URLs of {date} are already being bought by "
+            f"{', '.join(lender_keys(borrowed))}: borrowed, not submitted again; "
+            "enriched_contacts waits for those plans"
+        )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": to_submit.num_rows,
@@ -207,6 +225,8 @@ def contact_enrichment_batch(
             "job_count": job_count,
             "urls_to_submit": to_submit.num_rows,
             "urls_reused": reused.num_rows,
+            "urls_borrowed": borrowed.num_rows,
+            "lender_plans": dg.MetadataValue.json(lender_keys(borrowed)),
             "urls_refused_erased": refused_erased,
             "reenrich_window_days": enrichment.reenrich_window_days,
             "fields": ",".join(fields),
@@ -214,8 +234,14 @@ def contact_enrichment_batch(
             "credit_budget": enrichment.credit_budget,
             "plan_file": str(plan_file.relative_to(layout.root)),
             "reused_file": str(reused_file.relative_to(layout.root)),
+            "borrowed_file": str(borrowed_file.relative_to(layout.root)),
         }
     )
+
+
+def without_urls(table: pa.Table, urls: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """The rows of `table` whose profile_url is not one of `urls`."""
+    return table.filter(pc.invert(pc.is_in(table.column("profile_url"), value_set=urls)))
 
 
 def contacts_dataset(layout: DataLayout) -> ds.Dataset | None:
@@ -294,7 +320,19 @@ def enriched_contacts(
             ),
             allow_retries=False,
         )
-    loader = ContactsLoader(layout, plan, outcome.completed)
+    waiting = unsettled_lenders(context.instance, plan)
+    if waiting:
+        raise dg.Failure(
+            description=(
+                f"Plan {plan.plan_id} of {date} borrowed {plan.borrowed} URLs from plans still "
+                f"running ({', '.join(waiting)}). contact_enrichment_sensor requests this run "
+                "when they are settled."
+            ),
+            allow_retries=False,
+        )
+    loader = ContactsLoader(
+        layout, plan, outcome.completed, BorrowedRows(context.instance, layout, plan)
+    )
     target = layout.warehouse_partition("enriched_contacts", date)
     with crustdata.client() as client:
         rows = layout.write_batches(target, loader.batches(client), ENRICHED_CONTACTS_SCHEMA)
@@ -308,6 +346,7 @@ def enriched_contacts(
             written,
             expected=loader.expected_urls(),
             missing_records=loader.missing,
+            missing_borrowed=loader.missing_borrowed,
             undelivered_jobs=len(missing_jobs),
             reasons=failure_reasons,
             date=date,
@@ -326,10 +365,14 @@ def enriched_contacts(
             "jobs_not_delivered": len(missing_jobs),
             "rows_from_jobs": loader.rows_from_jobs,
             "rows_reused": loader.rows_reused,
+            "rows_borrowed": loader.borrowed.rows,
+            "lender_plans": dg.MetadataValue.json(plan.lenders),
+            "lender_batch_ids": dg.MetadataValue.json(loader.borrowed.batch_ids),
             "matched": stats.matched,
             **fill_rate_metadata(stats),
             "credits": credits,
             "missing_records": len(loader.missing),
+            "missing_borrowed": len(loader.missing_borrowed),
             "rows_dropped_erased": loader.erased_dropped,
             "duplicate_records_dropped": loader.duplicates,
             "unexpected_records": loader.unexpected,
@@ -339,15 +382,32 @@ def enriched_contacts(
     )
 
 
+def unsettled_lenders(instance: dg.DagsterInstance, plan: PlanState) -> list[str]:
+    """The plan's lenders that may still deliver (no outcome in the event log yet)."""
+    waiting = []
+    for key in plan.lenders:
+        date, plan_id = key.split("/", 1)
+        lender = find_plan(instance, date, plan_id)
+        if lender is not None and plan_outcome(instance, lender).outcome is None:
+            waiting.append(key)
+    return waiting
+
+
 class ContactsLoader:
-    """Streams a plan's rows: reused rows, then every delivered job's records, deduplicated."""
+    """Streams a plan's rows: reused rows, borrowed rows, then every delivered job's records,
+    deduplicated (the three URL sets are disjoint by construction of the plan)."""
 
     def __init__(
-        self, layout: DataLayout, plan: PlanState, completed: dict[int, dict[str, Any]]
+        self,
+        layout: DataLayout,
+        plan: PlanState,
+        completed: dict[int, dict[str, Any]],
+        borrowed: BorrowedRows,
     ) -> None:
         self.layout = layout
         self.plan = plan
         self.completed = completed
+        self.borrowed = borrowed
         self.plan_file = layout.parquet_file(layout.root / plan.plan_path)
         self.columns = requested_columns(plan.fields)
         self.batch_ids: list[str] = []
@@ -368,9 +428,26 @@ class ContactsLoader:
         return self.plan_file.read_row_group(index, columns=["profile_url"]).column(0)
 
     def expected_urls(self) -> int:
-        """Rows the partition must have: every URL of the plan plus the reused ones, but the
-        people erased since the plan was made."""
-        return self.plan.url_count + self.rows_reused - self.erased_dropped
+        """Rows the partition must have: every URL of the plan plus the reused and borrowed
+        ones, but the people erased since the plan was made."""
+        erased_not_delivered = len(self.borrowed.missing) - len(self.missing_borrowed)
+        return (
+            self.plan.url_count
+            + self.rows_reused
+            + self.plan.borrowed
+            - self.erased_dropped
+            - erased_not_delivered
+        )
+
+    @property
+    def missing_borrowed(self) -> list[str]:
+        """Borrowed URLs their lender did not deliver; an erased person is not missing (they
+        would not be written anyway), so they count as dropped instead."""
+        if self.erased is None:
+            return self.borrowed.missing
+        missing = pa.array(self.borrowed.missing, pa.string())
+        erased = pc.is_in(missing, value_set=self.erased)
+        return missing.filter(pc.invert(erased)).to_pylist()
 
     def _without_erased(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -392,11 +469,13 @@ class ContactsLoader:
             for batch in reused.iter_batches(batch_size=8192):
                 self.rows_reused += batch.num_rows
                 yield pa.RecordBatch.from_arrays(batch.columns, schema=ENRICHED_CONTACTS_SCHEMA)
-        # One small batch per job, joined so that the file has a few large row groups.
+        # One small batch per job (ours, then each lender job's borrowed URLs), joined so that
+        # the file has a few large row groups.
+        borrowed = self.borrowed.batches(client)
         jobs = (
             batch for index in sorted(self.completed) for batch in self._job_batches(client, index)
         )
-        yield from coalesce_batches(jobs)
+        yield from coalesce_batches(itertools.chain(jobs, borrowed))
 
     def _job_batches(self, client: CrustdataClient, index: int) -> Iterator[pa.RecordBatch]:
         """A job's rows through the fast ingest path (crust_assets.ingest), with its bookkeeping:

@@ -23,7 +23,7 @@ ENRICHED_CONTACTS_CHECKS = [
         ONE_ROW_PER_URL,
         asset=ASSET,
         blocking=True,
-        description="Every URL of the plan (submitted or reused) has exactly one row.",
+        description="Every URL of the plan (submitted, reused or borrowed) has exactly one row.",
     ),
     dg.AssetCheckSpec(
         UNIQUE_PROFILE_URL,
@@ -45,6 +45,7 @@ def one_row_per_url_check(
     *,
     expected: int,
     missing_records: Sequence[str],
+    missing_borrowed: Sequence[str] = (),
     undelivered_jobs: int,
     reasons: Sequence[str],
     date: str,
@@ -53,6 +54,11 @@ def one_row_per_url_check(
     if missing_records:
         problems.append(
             f"{len(missing_records)} submitted URLs have no record in their job's results"
+        )
+    if missing_borrowed:
+        problems.append(
+            f"{len(missing_borrowed)} borrowed URLs were not delivered by the plan of another "
+            "partition they were borrowed from"
         )
     if undelivered_jobs:
         problems.append(f"{undelivered_jobs} jobs were not delivered ({'; '.join(reasons)})")
@@ -74,7 +80,10 @@ def one_row_per_url_check(
             "expected_rows": expected,
             "rows": table.num_rows,
             "missing_records": len(missing_records),
-            "missing_sample": dg.MetadataValue.json(list(missing_records[:10])),
+            "missing_borrowed": len(missing_borrowed),
+            "missing_sample": dg.MetadataValue.json(
+                [*missing_records[:10], *missing_borrowed[: max(0, 10 - len(missing_records))]]
+            ),
             "jobs_not_delivered": undelivered_jobs,
         },
     )

@@ -1,0 +1,197 @@
+"""Borrowing: a URL another partition's unfinished plan is already buying is not bought again.
+
+`recent_enrichments` only sees rows already written to `enriched_contacts`. A 30-day backfill
+plans 30 partitions before any job is done, so a person in several days' lists would be bought
+once per day. When a partition is planned, its URLs that an earlier, unfinished plan of another
+partition (the lender) has submitted or will submit are *borrowed*: recorded in
+`<plan_id>.borrowed.parquet` (URL, lender date, lender plan id, lender job index) instead of being
+submitted. The sensor requests the borrower's `enriched_contacts` run only once every lender has
+settled, and the borrower's loader downloads the lenders' delivered job results again (downloads
+are free), keeping only the borrowed URLs.
+
+What may lend, and why:
+- only a plan made earlier (it exists when the borrower is planned): no two plans ever wait for
+  each other, and a borrower never lends what it borrowed (only a plan file's own URLs lend);
+- only the newest plan of its partition, made within the re-enrichment window, not superseded,
+  and whose results are not loaded yet (a loaded plan's rows are reused through
+  `recent_enrichments`, its undelivered URLs must be bought);
+- only from jobs not given up, and only if the lender asked for every field the borrower wants.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crust_assets.crustdata import CrustdataClient
+from crust_assets.defs.job_events import (
+    find_plan,
+    iter_plan_records,
+    plan_from_record,
+    plan_outcome,
+)
+from crust_assets.ingest import JobLedger, job_batches
+from crust_assets.job_queue import PlanState, plan_key
+from crust_assets.storage import DataLayout
+from crust_assets.table import requested_columns
+
+ENRICHED_CONTACTS_KEY = dg.AssetKey("enriched_contacts")
+BORROWED_SCHEMA = pa.schema(
+    [
+        pa.field("profile_url", pa.string(), nullable=False),
+        pa.field("lender_date", pa.string(), nullable=False),
+        pa.field("lender_plan_id", pa.string(), nullable=False),
+        pa.field("lender_job_index", pa.int32(), nullable=False),
+    ]
+)
+
+
+def borrowed_path(plan_path: str) -> str:
+    """The borrowed-URLs file beside a plan file (relative to the data root, like the plan)."""
+    return plan_path.removesuffix(".parquet") + ".borrowed.parquet"
+
+
+@dataclass
+class Lender:
+    """A plan that may lend, and its jobs that will never deliver (so lend nothing)."""
+
+    plan: PlanState
+    abandoned: set[int] = field(default_factory=set)
+
+
+def lender_plans(
+    instance: dg.DagsterInstance, date: str, fields: list[str], since: datetime
+) -> list[Lender]:
+    """Plans of other partitions that `date`'s new plan may borrow from, oldest first."""
+    newest: dict[str, PlanState] = {}
+    for record in iter_plan_records(instance, after_timestamp=since.timestamp()):
+        plan = plan_from_record(record)
+        if plan is not None and plan.date != date:
+            newest[plan.date] = plan  # oldest first: the last one seen is the partition's newest
+    wanted = requested_columns(fields)
+    lenders = []
+    for plan in sorted(newest.values(), key=lambda p: p.storage_id):
+        if plan.job_count == 0 or not wanted <= requested_columns(plan.fields):
+            continue
+        if plan_loaded(instance, plan):
+            continue
+        outcome = plan_outcome(instance, plan)
+        if outcome.outcome != "superseded":
+            lenders.append(Lender(plan, set(outcome.abandoned)))
+    return lenders
+
+
+def plan_loaded(instance: dg.DagsterInstance, plan: PlanState) -> bool:
+    """Whether the partition's enriched_contacts holds this plan's results (its newest load)."""
+    result = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=ENRICHED_CONTACTS_KEY, asset_partitions=[plan.date]),
+        limit=1,
+    )
+    if not result.records or result.records[0].asset_materialization is None:
+        return False
+    plan_id = result.records[0].asset_materialization.metadata.get("plan_id")
+    return getattr(plan_id, "value", plan_id) == plan.plan_id
+
+
+def borrow(layout: DataLayout, urls: pa.ChunkedArray, lenders: list[Lender]) -> pa.Table:
+    """Which of `urls` each lender's jobs deliver: one lender per URL, the oldest first."""
+    remaining = urls.combine_chunks()
+    pieces = []
+    for lender in lenders:
+        if len(remaining) == 0:
+            break
+        lent = _lent_by(layout, lender, remaining)
+        if lent.num_rows:
+            pieces.append(lent)
+            taken = pc.is_in(remaining, value_set=lent.column("profile_url"))
+            remaining = remaining.filter(pc.invert(taken))
+    return pa.concat_tables(pieces) if pieces else BORROWED_SCHEMA.empty_table()
+
+
+def _lent_by(layout: DataLayout, lender: Lender, urls: pa.Array) -> pa.Table:
+    plan = layout.read_table(layout.root / lender.plan.plan_path)
+    planned = plan.filter(pc.is_in(plan.column("profile_url"), value_set=urls))
+    if lender.abandoned:
+        given_up = pa.array(sorted(lender.abandoned), pa.int32())
+        planned = planned.filter(
+            pc.invert(pc.is_in(planned.column("job_index"), value_set=given_up))
+        )
+    rows = planned.num_rows
+    return pa.table(
+        {
+            "profile_url": planned.column("profile_url"),
+            "lender_date": pa.array([lender.plan.date] * rows, pa.string()),
+            "lender_plan_id": pa.array([lender.plan.plan_id] * rows, pa.string()),
+            "lender_job_index": planned.column("job_index"),
+        },
+        schema=BORROWED_SCHEMA,
+    )
+
+
+def lender_keys(borrowed: pa.Table) -> list[str]:
+    """The lenders' plan keys (`date/plan_id`, as the sensor names plans), in a stable order."""
+    dates = borrowed.column("lender_date").to_pylist()
+    plan_ids = borrowed.column("lender_plan_id").to_pylist()
+    return sorted({plan_key(d, p) for d, p in zip(dates, plan_ids, strict=True)})
+
+
+class BorrowedRows:
+    """The borrowed URLs' rows, downloaded again from the lenders' delivered jobs.
+
+    Why the lender's job results and not the lender's enriched_contacts file: the sensor requests
+    the lender's and the borrower's runs in the same tick, so the lender's file may not be
+    written yet (or may be rewritten by a later plan of that date); waiting for it would need a
+    second kind of wait in the sensor. A delivered job's results are fixed, downloading them is
+    free, `GET /batch/{id}` gives fresh pre-signed URLs exactly as for our own jobs, and the rows
+    are the very rows the lender writes (same batch id, `enriched_at` and values). URLs a lender
+    did not deliver (job given up, record missing, lender superseded) are listed in `missing`.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, layout: DataLayout, plan: PlanState) -> None:
+        self.instance = instance
+        self.layout = layout
+        self.path = layout.root / borrowed_path(plan.plan_path)
+        self.missing: list[str] = []
+        self.batch_ids: list[str] = []
+        self.rows = 0
+
+    def table(self) -> pa.Table:
+        if not self.layout.exists(self.path):
+            return BORROWED_SCHEMA.empty_table()
+        return self.layout.read_table(self.path, schema=BORROWED_SCHEMA)
+
+    def batches(self, client: CrustdataClient) -> Iterator[pa.RecordBatch]:
+        borrowed = self.table()
+        for key in lender_keys(borrowed):
+            date, plan_id = key.split("/", 1)
+            lent = borrowed.filter(
+                pc.and_(
+                    pc.equal(borrowed.column("lender_date"), date),
+                    pc.equal(borrowed.column("lender_plan_id"), plan_id),
+                )
+            )
+            yield from self._lender_batches(client, date, plan_id, lent)
+
+    def _lender_batches(
+        self, client: CrustdataClient, date: str, plan_id: str, lent: pa.Table
+    ) -> Iterator[pa.RecordBatch]:
+        lender = find_plan(self.instance, date, plan_id)
+        delivered = plan_outcome(self.instance, lender).completed if lender else {}
+        columns = requested_columns(lender.fields) if lender else set()
+        for index in sorted(set(lent.column("lender_job_index").to_pylist())):
+            urls = lent.filter(pc.equal(lent.column("lender_job_index"), index))
+            urls = urls.column("profile_url")
+            event = delivered.get(index)
+            if event is None:  # given up, or the lender was superseded: never delivered
+                self.missing.extend(urls.to_pylist())
+                continue
+            batch_id = str(event["batch_id"])
+            self.batch_ids.append(batch_id)
+            ledger = JobLedger(urls)  # only the borrowed URLs: the lender's others are skipped
+            for batch in job_batches(client, client.status(batch_id), ledger, columns=columns):
+                self.rows += batch.num_rows
+                yield batch
+            self.missing.extend(ledger.missing())
