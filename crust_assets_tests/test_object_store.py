@@ -51,7 +51,7 @@ T = TypeVar("T")
 # What may ever be seen in the bucket: finished files under their final names.
 ALLOWED_KEY = re.compile(
     r"^crust/(input/\d{4}-\d{2}-\d{2}\.csv"
-    r"|staging/[a-z_]+/date=\d{4}-\d{2}-\d{2}/[0-9a-f-]+(\.reused)?\.parquet"
+    r"|staging/[a-z_]+/date=\d{4}-\d{2}-\d{2}/[0-9a-f-]+(\.reused|\.borrowed)?\.parquet"
     r"|staging/contact_url_list/date=\d{4}-\d{2}-\d{2}/data\.parquet"
     r"|warehouse/[a-z_]+/date=\d{4}-\d{2}-\d{2}/data\.parquet"
     r"|warehouse/contacts_latest/data\.parquet"
