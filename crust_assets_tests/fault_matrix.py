@@ -518,6 +518,23 @@ def s_missing_and_duplicate_records(world: World) -> None:
     world.notes.append("check failed with the 4 missing URLs; re-plan submitted only those 4")
 
 
+def s_overlapping_backfill(world: World) -> None:
+    """Three days planned at once, sharing people, 5xx on 20 % of calls: each person is bought
+    once (later days borrow from earlier days' running plans) and every day gets every row."""
+    people = make_urls("backfill", 600)
+    days = {"2026-11-24": people[:300], "2026-11-25": people[150:450], "2026-11-26": people[100:]}
+    for date, urls in days.items():
+        world.partition(date, urls)
+    world.admin.set_faults(error_rate=0.2, seed=11)
+    borrowed = []
+    for date in days:
+        meta = world.pipeline.plan(date).asset_materializations_for_node("contact_enrichment_batch")
+        borrowed.append(meta[0].metadata["urls_borrowed"].value)
+    expect(borrowed == [0, 150, 350], f"borrowed {borrowed}, expected [0, 150, 350]")
+    drive(world, runs=3, timeout=150)
+    world.notes.append("days 2 and 3 borrowed 150 and 350 URLs; 600 people bought once")
+
+
 def s_flat_records(world: World) -> None:
     """Records without the envelope (the form a live client saw): parsed the same."""
     world.partition("2026-11-15", make_urls("flat", 650))
@@ -707,6 +724,7 @@ SCENARIOS: list[Scenario] = [
     Scenario("download-always-broken", s_download_always_broken),
     Scenario("expired-presigned-urls", s_expired_urls),
     Scenario("missing-duplicate-records", s_missing_and_duplicate_records, fast=True),
+    Scenario("overlapping-backfill", s_overlapping_backfill, fast=True),
     Scenario("flat-records", s_flat_records),
     Scenario("emulator-restart", s_emulator_restart),
     Scenario("tick-lost-cursor", s_tick_lost_cursor, fast=True),
