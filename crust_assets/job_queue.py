@@ -202,10 +202,15 @@ class QueueState:
 
     # ---- plan discovery ----------------------------------------------------------------
     def add_plan(self, plan: PlanState) -> list[PlanState]:
-        """Track a new plan; returns the open plans of the same date that it supersedes."""
+        """Track a new plan; returns the plans of the same date that it supersedes: open ones,
+        and finished ones still waiting for their lenders (their run is not requested yet)."""
         if plan.key in self.plans:
             return []
-        superseded = [p for p in self.plans.values() if p.date == plan.date and p.outcome is None]
+        superseded = [
+            p
+            for p in self.plans.values()
+            if p.date == plan.date and (p.outcome is None or self.waits_for_lenders(p))
+        ]
         self.plans[plan.key] = plan
         if plan.job_count == 0:
             plan.outcome = "completed"

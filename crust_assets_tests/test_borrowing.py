@@ -274,6 +274,21 @@ def test_borrowing_needs_the_fields_and_the_window(tmp_path: Path) -> None:
     assert plan_metadata(no_window.plan("2026-11-04"))["urls_borrowed"] == 0
 
 
+def test_a_plan_waiting_for_its_lenders_is_not_replaced_by_accident(tmp_path: Path) -> None:
+    """Its own results are not loaded yet: a new plan of that day would buy them again."""
+    pipeline = Pipeline(tmp_path / "data", "http://127.0.0.1:9")  # planning calls no API
+    shared = make_urls("waiting", 10)
+    pipeline.write_list(OLDER, shared)
+    pipeline.write_list(NEWER, shared)
+    pipeline.plan(OLDER)
+    pipeline.plan(NEWER)
+    refused = pipeline.plan(NEWER, raise_on_error=False)
+    assert not refused.success
+    text = " ".join(str(e.event_specific_data) for e in refused.all_events if e.is_failure)
+    assert "10 URLs borrowed from plans still running" in text
+    assert "replace_unfinished_plan" in text
+
+
 def test_cursor_keeps_lenders_and_reads_cursors_without_them() -> None:
     state = QueueState()
     lender = PlanState(OLDER, "a", 1, 10, ["business_email"], "p/a.parquet", storage_id=1)
@@ -285,6 +300,10 @@ def test_cursor_keeps_lenders_and_reads_cursors_without_them() -> None:
     restored = QueueState.from_cursor(state.to_cursor())
     assert restored.waits_for_lenders(restored.plans[borrower.key])
     assert restored.plans[borrower.key].borrowed == 5
+    replacement = PlanState(NEWER, "c", 1, 10, ["business_email"], "p/c.parquet", storage_id=3)
+    assert QueueState.from_cursor(state.to_cursor()).add_plan(replacement) == [
+        restored.plans[borrower.key]
+    ]  # a waiting plan is superseded like an open one: its run is never requested
     restored.apply({"event": JobEvent.PLAN_COMPLETED, "date": OLDER, "plan_id": "a"}, 0.0)
     restored.forget_finished()
     assert restored.plans == {}

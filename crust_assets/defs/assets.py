@@ -141,20 +141,10 @@ def contact_enrichment_batch(
     layout = data_root.layout()
     date = context.partition_key
     fields = enrichment.api_fields()
-    previous = find_plan(context.instance, date)
-    if previous is not None and not config.replace_unfinished_plan:
-        outcome = plan_outcome(context.instance, previous)
-        if outcome.outcome is None and previous.job_count > 0:
-            raise dg.Failure(
-                description=(
-                    f"Partition {date} already has plan {previous.plan_id} with "
-                    f"{previous.job_count - len(outcome.completed)} of {previous.job_count} jobs "
-                    "not finished. Wait for contact_enrichment_sensor to finish it (is the sensor "
-                    "running?), or launch with config replace_unfinished_plan: true (its running "
-                    "jobs are still billed)."
-                ),
-                allow_retries=False,
-            )
+    if not config.replace_unfinished_plan:
+        refusal = unfinished_plan_failure(context.instance, date)
+        if refusal is not None:
+            raise refusal
     urls = layout.read_table(
         layout.staging_partition("contact_url_list", date), columns=["profile_url"]
     )
@@ -236,6 +226,36 @@ def contact_enrichment_batch(
             "reused_file": str(reused_file.relative_to(layout.root)),
             "borrowed_file": str(borrowed_file.relative_to(layout.root)),
         }
+    )
+
+
+def unfinished_plan_failure(instance: dg.DagsterInstance, date: str) -> dg.Failure | None:
+    """Why a new plan of `date` must not replace the previous one yet (None: it may).
+
+    The previous plan may have jobs running, or be done with its own jobs but wait for the plans
+    it borrowed URLs from: either way its results are not loaded, and a new plan would buy them
+    again (a plan never borrows from its own partition's earlier plan).
+    """
+    previous = find_plan(instance, date)
+    if previous is None:
+        return None
+    outcome = plan_outcome(instance, previous)
+    if outcome.outcome is None and previous.job_count > 0:
+        unfinished = previous.job_count - len(outcome.completed)
+        reason = f"{unfinished} of {previous.job_count} jobs not finished"
+    elif outcome.outcome != "superseded" and (waiting := unsettled_lenders(instance, previous)):
+        reason = (
+            f"{previous.borrowed} URLs borrowed from plans still running ({', '.join(waiting)})"
+        )
+    else:
+        return None
+    return dg.Failure(
+        description=(
+            f"Partition {date} already has plan {previous.plan_id} with {reason}. Wait for "
+            "contact_enrichment_sensor to finish it (is the sensor running?), or launch with "
+            "config replace_unfinished_plan: true (its running jobs are still billed)."
+        ),
+        allow_retries=False,
     )
 
 
