@@ -29,6 +29,8 @@ FULL = {
     "tick_partitions": 200,
     "ticks": 30,
     "plan_urls": 1_000_000,
+    "backfill_days": 30,
+    "backfill_urls": 10_000,
     "latest_partitions": 100,
     "latest_rows": 10_000,
     "latest_rounds": 2,
@@ -43,6 +45,8 @@ QUICK = {
     "tick_partitions": 20,
     "ticks": 4,
     "plan_urls": 20_000,
+    "backfill_days": 5,
+    "backfill_urls": 2_000,
     "latest_partitions": 10,
     "latest_rows": 1_000,
     "latest_rounds": 1,
@@ -223,6 +227,7 @@ def section_tick(report: Report, work: Path, sizes: dict[str, Any], quick: bool)
 
 
 def section_scale(report: Report, work: Path, sizes: dict[str, Any], quick: bool) -> None:
+    from crust_assets.bench.backfill_plan import bench_backfill_plan
     from crust_assets.bench.scale import bench_latest, bench_plan
 
     plan = bench_plan(work, urls=sizes["plan_urls"])
@@ -241,6 +246,25 @@ def section_scale(report: Report, work: Path, sizes: dict[str, Any], quick: bool
         "5",
         f"first tick with {plan['jobs']:,} jobs queued; cursor",
         f"{fmt_seconds(plan['first_tick_seconds'])}; {plan['cursor_bytes']:,} bytes",
+    )
+    backfill = bench_backfill_plan(
+        work, days=sizes["backfill_days"], urls_per_day=sizes["backfill_urls"]
+    )
+    report.figures["scale_backfill_plan"] = backfill
+    report.add(
+        "5",
+        f"backfill: plan day {backfill['days']} ({backfill['urls_per_day']:,} URLs; "
+        f"{backfill['days'] - 1} unfinished earlier plans to look at) vs day 1",
+        f"{fmt_seconds(backfill['last_plan_seconds'])} vs "
+        f"{fmt_seconds(backfill['first_plan_seconds'])} ({fmt_ratio(backfill['last_vs_first'])})",
+    )
+    report.add(
+        "5",
+        "  URLs listed / submitted / borrowed (each person bought once); peak RSS",
+        f"{backfill['urls_listed']:,} / {backfill['urls_submitted']:,} / "
+        f"{backfill['urls_borrowed']:,}; {fmt_mib(backfill['peak_rss_mib'])}",
+        "submitted = distinct",
+        backfill["urls_submitted"] == backfill["urls_distinct"],
     )
     latest = bench_latest(
         work,
