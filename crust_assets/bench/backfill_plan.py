@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from crust_assets.bench.common import child_peak_rss, self_peak_rss_mib
+from crust_assets.bench.scale import planning_job
 
 FIRST_DAY = date(2026, 6, 1)
 
@@ -44,19 +45,8 @@ def write_days(data_dir: Path, days: int, urls_per_day: int) -> list[str]:
 def _child(home: str, data_dir: str, dates: list[str]) -> None:
     import dagster as dg
 
-    from crust_assets.defs.assets import contact_enrichment_batch, contact_url_list
-    from crust_assets.defs.jobs import plan_contact_enrichment_job
-    from crust_assets.defs.resources import DataRoot, EnrichmentSettings
-
     instance = dg.DagsterInstance.from_config(home)
-    job = dg.Definitions(
-        assets=[contact_url_list, contact_enrichment_batch],
-        jobs=[plan_contact_enrichment_job],
-        resources={
-            "data_root": DataRoot(data_dir=data_dir),
-            "enrichment": EnrichmentSettings(credit_budget=10**9),
-        },
-    ).resolve_job_def("plan_contact_enrichment")
+    job = planning_job(data_dir)
     plans = []
     for day in dates:
         started = time.perf_counter()

@@ -46,26 +46,31 @@ def write_input(data_dir: Path, urls: int) -> Path:
     return path
 
 
-def _plan_child(home: str, data_dir: str) -> None:
+def planning_job(data_dir: str) -> Any:
+    """The real `plan_contact_enrichment` job on `data_dir`, with a budget that never refuses."""
     import dagster as dg
 
     from crust_assets.defs.assets import contact_enrichment_batch, contact_url_list
     from crust_assets.defs.jobs import plan_contact_enrichment_job
     from crust_assets.defs.resources import DataRoot, EnrichmentSettings
 
-    instance = dg.DagsterInstance.from_config(home)
-    defs = dg.Definitions(
+    return dg.Definitions(
         assets=[contact_url_list, contact_enrichment_batch],
         jobs=[plan_contact_enrichment_job],
         resources={
             "data_root": DataRoot(data_dir=data_dir),
             "enrichment": EnrichmentSettings(credit_budget=10**9),
         },
-    )
+    ).resolve_job_def("plan_contact_enrichment")
+
+
+def _plan_child(home: str, data_dir: str) -> None:
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(home)
+    job = planning_job(data_dir)
     started = time.perf_counter()
-    result = defs.resolve_job_def("plan_contact_enrichment").execute_in_process(
-        instance=instance, partition_key=PLAN_DATE
-    )
+    result = job.execute_in_process(instance=instance, partition_key=PLAN_DATE)
     seconds = time.perf_counter() - started
     meta = result.asset_materializations_for_node("contact_enrichment_batch")[0].metadata
     print(
