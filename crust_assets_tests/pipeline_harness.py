@@ -76,6 +76,18 @@ class Pipeline:
             raise_on_error=raise_on_error,
         )
 
+    def materialize(
+        self, *selection: str, partition: str | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """Materialise some assets of the code location (the views, coverage) as the UI would."""
+        return dg.materialize(
+            ALL_ASSETS,
+            partition_key=partition,
+            instance=self.instance,
+            resources=self.resources,
+            selection=list(selection),
+        )
+
     # ---- the sensor, as the daemon runs it ----------------------------------------------
     def tick(self, *, keep_cursor: bool = True) -> dg.SensorResult:
         context = dg.build_sensor_context(

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -31,7 +30,7 @@ from crust_assets.storage import (
     write_table_atomic,
 )
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
-from crust_assets_tests.pipeline_harness import ALL_ASSETS, Pipeline, make_urls
+from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 
 FIRST, SECOND = "2026-11-21", "2026-11-22"
 
@@ -134,12 +133,7 @@ def test_forget_removes_a_person_everywhere_and_refuses_to_buy_them_again(
     pipeline.write_list(SECOND, [*shared, *make_urls("other", 10)])  # shared rows are reused
     pipeline.plan(SECOND)
     pipeline.drive(until_runs=1)
-    dg.materialize(
-        ALL_ASSETS,
-        instance=pipeline.instance,
-        resources=pipeline.resources,
-        selection=["contacts_latest"],
-    )
+    pipeline.materialize("contacts_latest")
     person = shared[3]
     rows = {r["profile_url"]: r for r in pipeline.table(FIRST)}
     secrets = [v.encode() for v in contact_values(rows[person])]

@@ -42,7 +42,7 @@ from crust_assets.storage import DataLayout, upload_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA, empty_row
 from crust_assets.webhook import read_hints
 from crust_assets_tests.object_store import BucketWatcher, MotoServer, aws_env
-from crust_assets_tests.pipeline_harness import ALL_ASSETS, Pipeline, make_urls
+from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 
 DATE = "2026-11-21"
 NEXT_DATE = "2026-11-22"
@@ -155,20 +155,9 @@ def test_whole_flow_reads_and_writes_the_bucket(
         }
 
         for selection, partition in (("contact_coverage", DATE), ("contacts_latest", None)):
-            result = dg.materialize(
-                ALL_ASSETS,
-                partition_key=partition,
-                instance=pipeline.instance,
-                resources=pipeline.resources,
-                selection=[selection],
-            )
+            result = pipeline.materialize(selection, partition=partition)
             assert result.success
-        duckdb_run = dg.materialize(
-            ALL_ASSETS,
-            instance=pipeline.instance,
-            resources=pipeline.resources,
-            selection=["contacts_duckdb"],
-        )
+        duckdb_run = pipeline.materialize("contacts_duckdb")
         assert duckdb_run.success
 
     # Atomic: every key ever listed is a finished file under its final name, and the table was
@@ -377,12 +366,7 @@ def test_forget_erases_a_person_from_every_object_and_refuses_to_buy_them_again(
         time.sleep(1.1)  # whole-second S3 times: the load must come a second after the plan
         [run] = pipeline.drive(until_runs=1)
         assert run.success
-    latest_run = dg.materialize(
-        ALL_ASSETS,
-        instance=pipeline.instance,
-        resources=pipeline.resources,
-        selection=["contacts_latest"],
-    )
+    latest_run = pipeline.materialize("contacts_latest")
     assert latest_run.success
     person, other = shared[3], shared[7]
     secrets = set(contact_values({r["profile_url"]: r for r in pipeline.table(DATE)}[person]))

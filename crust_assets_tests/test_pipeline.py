@@ -13,7 +13,7 @@ from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.emulator.synth import synthetic_contacts
 from crust_assets.job_queue import JobEvent, QueueState
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
-from crust_assets_tests.pipeline_harness import ALL_ASSETS, Pipeline, make_urls
+from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 
 DATE = "2026-11-20"
 FIELDS = ["business_email", "personal_contact_info"]
@@ -309,27 +309,11 @@ def test_coverage_and_latest_follow_enriched_contacts(pipeline: Pipeline) -> Non
     assert requested == {"contact_coverage": 2, "contacts_latest": 1, "contacts_duckdb": 1}
 
     for date in ("2026-11-04", "2026-11-05"):
-        dg.materialize(
-            ALL_ASSETS,
-            partition_key=date,
-            instance=pipeline.instance,
-            resources=pipeline.resources,
-            selection=["contact_coverage"],
-        )
-    dg.materialize(
-        ALL_ASSETS,
-        instance=pipeline.instance,
-        resources=pipeline.resources,
-        selection=["contacts_latest"],
-    )
+        pipeline.materialize("contact_coverage", partition=date)
+    pipeline.materialize("contacts_latest")
     requested, cursor = automation_requests(pipeline, cursor)
     assert requested["contact_coverage"] == 0 and requested["contacts_latest"] == 0  # once
-    result = dg.materialize(
-        ALL_ASSETS,
-        instance=pipeline.instance,
-        resources=pipeline.resources,
-        selection=["contacts_duckdb"],
-    )
+    result = pipeline.materialize("contacts_duckdb")
     import duckdb
 
     database = pipeline.layout.root / "warehouse" / "contacts.duckdb"

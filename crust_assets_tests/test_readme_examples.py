@@ -4,12 +4,11 @@ import os
 import re
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pytest
 
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets_tests.pipeline_harness import ALL_ASSETS, Pipeline, make_urls
+from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 DATE = "2026-11-28"
@@ -28,19 +27,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory):
         pipeline.write_list(DATE, make_urls("readme", 40))
         pipeline.plan(DATE)
         pipeline.drive(until_runs=1)
-        dg.materialize(
-            ALL_ASSETS,
-            partition_key=DATE,
-            instance=pipeline.instance,
-            resources=pipeline.resources,
-            selection=["contact_coverage"],
-        )
-        dg.materialize(
-            ALL_ASSETS,
-            instance=pipeline.instance,
-            resources=pipeline.resources,
-            selection=["contacts_latest", "contacts_duckdb"],
-        )
+        pipeline.materialize("contact_coverage", partition=DATE)
+        pipeline.materialize("contacts_latest", "contacts_duckdb")
     previous = Path.cwd()
     os.chdir(root)  # the examples use paths relative to the repo root, i.e. the data dir's parent
     try:
