@@ -40,6 +40,7 @@ from crust_assets.defs.jobs import (
     plan_contact_enrichment_job,
 )
 from crust_assets.defs.partitions import daily_partitions
+from crust_assets.defs.pools import ensure_planner_pool_limit
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.job_queue import JobEvent, JobState, PlanState, QueueState
 from crust_assets.storage import DataLayout
@@ -98,6 +99,8 @@ class SubmitterTick:
 
     # ---- the tick --------------------------------------------------------------------------
     def run(self) -> dg.SensorResult:
+        if warning := ensure_planner_pool_limit(self.instance):
+            self.notes.append(warning)
         self._discover_plans()
         self._replay_events()
         if self.state.open_plans():
