@@ -77,6 +77,39 @@ def requested_columns(api_fields: Iterable[str]) -> set[str]:
     return columns
 
 
+def covers_columns(table: pa.Table, columns: Iterable[str]) -> pa.Array:
+    """Per row: was every one of `columns` requested when the row was bought (not null)?
+
+    A row bought without a field the new plan wants must be bought again, not reused.
+    """
+    covered = pa.array([True] * table.num_rows, pa.bool_())
+    for name in columns:
+        covered = pc.and_(covered, pc.is_valid(table.column(name)))
+    return covered
+
+
+def project_to_columns(batch: pa.RecordBatch, columns: set[str]) -> pa.RecordBatch:
+    """A row bought with more fields than a plan asks for, as that plan would have got it.
+
+    The contact columns it did not request are null ("not requested", as for its own rows),
+    and `matched` and `primary_business_email` follow from what is left: a deployment that asks
+    for business emails only must not end up holding personal emails through a reused row.
+    """
+    arrays = dict(zip(batch.schema.names, batch.columns, strict=True))
+    for name in CONTACT_FIELDS:
+        if name not in columns:
+            arrays[name] = pa.nulls(batch.num_rows, batch.schema.field(name).type)
+    if "business_emails" not in columns:
+        arrays["primary_business_email"] = pa.nulls(batch.num_rows, pa.string())
+    matched = pa.array([False] * batch.num_rows, pa.bool_())
+    for name in CONTACT_FIELDS:
+        if name in columns:
+            has_value = pc.fill_null(pc.greater(pc.list_value_length(arrays[name]), 0), False)
+            matched = pc.or_(matched, has_value)
+    arrays["matched"] = matched
+    return pa.RecordBatch.from_arrays(list(arrays.values()), schema=batch.schema)
+
+
 def _emails(values: Sequence[Any] | None) -> list[dict[str, str | None]] | None:
     if values is None:
         return None

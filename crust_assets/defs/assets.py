@@ -38,6 +38,7 @@ from crust_assets.defs.metadata import (
     markdown_counts,
 )
 from crust_assets.defs.partitions import daily_partitions
+from crust_assets.defs.pools import PLANNER_POOL
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.ingest import JobLedger, PartStats, coalesce_batches, job_batches
 from crust_assets.job_queue import MAX_URLS_PER_JOB, PlanState, job_count_for
@@ -48,6 +49,8 @@ from crust_assets.table import (
     REJECTS_SCHEMA,
     URL_LIST_SCHEMA,
     FillStats,
+    covers_columns,
+    project_to_columns,
     requested_columns,
     worst_case_credits,
 )
@@ -125,6 +128,7 @@ class BatchConfig(dg.Config):
     partitions_def=daily_partitions,
     deps=[contact_url_list],
     group_name=GROUP,
+    pool=PLANNER_POOL,
     kinds={"crustdata"},
     description=(
         "Enqueued Crustdata jobs (<= 300 URLs each) for a day's list; recently enriched URLs are "
@@ -166,7 +170,9 @@ def contact_enrichment_batch(
             "enriched (set CRUST_ALLOW_REENRICH_ERASED=true to enrich them again)"
         )
     since = datetime.now(timezone.utc) - timedelta(days=enrichment.reenrich_window_days)
-    reused = recent_enrichments(layout, urls.column("profile_url"), since)
+    reused = recent_enrichments(
+        layout, urls.column("profile_url"), since, requested_columns(fields)
+    )
     not_reused = without_urls(urls, reused.column("profile_url"))
     # URLs another partition's unfinished plan is already buying: borrowed, not bought again.
     lenders = lender_plans(context.instance, date, fields, since)
@@ -277,8 +283,11 @@ def contacts_dataset(layout: DataLayout) -> ds.Dataset | None:
     )
 
 
-def recent_enrichments(layout: DataLayout, urls: pa.ChunkedArray, since: datetime) -> pa.Table:
-    """The newest row enriched at or after `since` for each of `urls`, in any partition."""
+def recent_enrichments(
+    layout: DataLayout, urls: pa.ChunkedArray, since: datetime, columns: set[str]
+) -> pa.Table:
+    """For each of `urls`, the newest row enriched at or after `since` in any partition that was
+    bought with every one of `columns`, shown with those columns only (`project_to_columns`)."""
     dataset = contacts_dataset(layout)
     if dataset is None or len(urls) == 0:
         return ENRICHED_CONTACTS_SCHEMA.empty_table()
@@ -286,11 +295,14 @@ def recent_enrichments(layout: DataLayout, urls: pa.ChunkedArray, since: datetim
         filter=(ds.field("enriched_at") >= pa.scalar(since, pa.timestamp("us", tz="UTC")))
         & ds.field("profile_url").isin(urls.combine_chunks())
     )
-    return (
+    found = found.filter(covers_columns(found, columns))
+    newest = (
         newest_per_profile(found)
         .select(ENRICHED_CONTACTS_SCHEMA.names)
         .cast(ENRICHED_CONTACTS_SCHEMA)
     )
+    batches = [project_to_columns(batch, columns) for batch in newest.to_batches()]
+    return pa.Table.from_batches(batches, schema=ENRICHED_CONTACTS_SCHEMA)
 
 
 def newest_per_profile(table: pa.Table) -> pa.Table:

@@ -36,7 +36,7 @@ from crust_assets.defs.job_events import (
 from crust_assets.ingest import JobLedger, job_batches
 from crust_assets.job_queue import PlanState, plan_key
 from crust_assets.storage import DataLayout
-from crust_assets.table import requested_columns
+from crust_assets.table import project_to_columns, requested_columns
 
 ENRICHED_CONTACTS_KEY = dg.AssetKey("enriched_contacts")
 BORROWED_SCHEMA = pa.schema(
@@ -154,6 +154,7 @@ class BorrowedRows:
         self.instance = instance
         self.layout = layout
         self.path = layout.root / borrowed_path(plan.plan_path)
+        self.columns = requested_columns(plan.fields)
         self.missing: list[str] = []
         self.batch_ids: list[str] = []
         self.rows = 0
@@ -180,7 +181,6 @@ class BorrowedRows:
     ) -> Iterator[pa.RecordBatch]:
         lender = find_plan(self.instance, date, plan_id)
         delivered = plan_outcome(self.instance, lender).completed if lender else {}
-        columns = requested_columns(lender.fields) if lender else set()
         for index in sorted(set(lent.column("lender_job_index").to_pylist())):
             urls = lent.filter(pc.equal(lent.column("lender_job_index"), index))
             urls = urls.column("profile_url")
@@ -191,7 +191,9 @@ class BorrowedRows:
             batch_id = str(event["batch_id"])
             self.batch_ids.append(batch_id)
             ledger = JobLedger(urls)  # only the borrowed URLs: the lender's others are skipped
-            for batch in job_batches(client, client.status(batch_id), ledger, columns=columns):
+            status = client.status(batch_id)
+            for batch in job_batches(client, status, ledger, columns=self.columns):
                 self.rows += batch.num_rows
-                yield batch
+                # The lender may have bought more fields than this plan asks for.
+                yield project_to_columns(batch, self.columns)
             self.missing.extend(ledger.missing())
