@@ -73,6 +73,11 @@ def _plans(instance: dg.DagsterInstance) -> int:
     return len(result.records)
 
 
+def _list_read(instance: dg.DagsterInstance) -> bool:
+    result = instance.fetch_materializations(dg.AssetKey("contact_url_list"), limit=1)
+    return bool(result.records)
+
+
 def test_a_plan_waits_while_another_plan_holds_the_planner_slot(
     tmp_path: Path, emulator: EmulatorProcess
 ) -> None:
@@ -89,9 +94,14 @@ def test_a_plan_waits_while_another_plan_holds_the_planner_slot(
         assert claim.is_claimed
         planner = _plan_process(home, data_dir)
         try:
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and planner.poll() is None:
-                time.sleep(0.5)
+            # Its first step (reading the list) is not in the pool: once it is done, the plan
+            # step is next, and must wait for the slot.
+            deadline = time.monotonic() + 60
+            while not _list_read(instance):
+                assert planner.poll() is None, planner.communicate()[0].decode()[-2000:]
+                assert time.monotonic() < deadline, "the list was never read"
+                time.sleep(0.3)
+            time.sleep(4.0)
             assert planner.poll() is None, planner.communicate()[0].decode()[-2000:]
             assert _plans(instance) == 0  # waiting for the slot, nothing planned
             storage.free_concurrency_slots_for_run("another-plan-run")
