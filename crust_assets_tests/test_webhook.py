@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import httpx
 import pytest
@@ -131,3 +131,31 @@ def test_callbacks_drive_the_sensor_when_polling_is_rare(
     assert run.success and len(pipeline.table("2026-11-21")) == 650
     assert len(submissions) == 3
     assert read_hints(layout) == {}  # every hint consumed
+
+
+def test_hints_are_consumed_and_an_unreachable_store_only_means_polling(tmp_path: Path) -> None:
+    """The sensor reads hints with `hinted_batch_ids`: a bucket that does not answer (a closed
+    port here, through real s3fs/botocore) must cost a note, never the tick."""
+    import s3fs
+
+    from crust_assets.defs.sensors import hinted_batch_ids
+    from crust_assets.webhook import write_hint
+
+    local = DataLayout(tmp_path / "data")
+    write_hint(local, "0f0e0d0c-aaaa-bbbb-cccc-000000000001", "completed")
+    assert hinted_batch_ids(local) == ({"0f0e0d0c-aaaa-bbbb-cccc-000000000001"}, None)
+    assert read_hints(local) == {}  # consumed
+
+    closed = free_port()  # nothing listens there
+    fs = s3fs.S3FileSystem(
+        key="test",
+        secret="test",
+        client_kwargs={"endpoint_url": f"http://127.0.0.1:{closed}"},
+        config_kwargs={"connect_timeout": 1, "retries": {"max_attempts": 1}},
+    )
+    remote = DataLayout(PurePosixPath("bucket/crust"), fs)
+    started = time.monotonic()
+    hints, problem = hinted_batch_ids(remote)
+    assert hints == set()
+    assert problem is not None and "unreadable" in problem and "polling" in problem
+    assert time.monotonic() - started < 30

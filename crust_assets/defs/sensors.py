@@ -129,11 +129,10 @@ class SubmitterTick:
         if not self.settings.webhook_url:
             return True
         active = {job.batch_id for _, job in self.state.slot_holders() if job.batch_id}
-        try:
-            hinted = active & consume_hints(self.layout)  # the poll below confirms with GET /batch
-        except OSError as error:  # e.g. the bucket is unreachable: hints only save latency
-            self.notes.append(f"webhook hints unreadable ({type(error).__name__}); polling")
-            hinted = set()
+        hints, problem = hinted_batch_ids(self.layout)
+        if problem:
+            self.notes.append(problem)
+        hinted = active & hints  # the poll below confirms each with GET /batch
         if hinted:
             self.notes.append(f"{len(hinted)} job(s) hinted by webhook")
             return True
@@ -522,6 +521,18 @@ class SubmitterTick:
         if self.notes:
             text += "; " + "; ".join(self.notes)
         return text
+
+
+def hinted_batch_ids(layout: DataLayout) -> tuple[set[str], str | None]:
+    """Batch ids the webhook receiver hinted (consumed), and why none could be read, if so.
+
+    Hints only save latency, and polling covers for them, so no failure to read them may fail
+    the tick: an unreachable bucket raises botocore's own errors, not OSError.
+    """
+    try:
+        return consume_hints(layout), None
+    except Exception as error:  # any failure: see above
+        return set(), f"webhook hints unreadable ({type(error).__name__}); polling instead"
 
 
 def recorded_batch_ids(instance: dg.DagsterInstance, since: float) -> set[str]:
