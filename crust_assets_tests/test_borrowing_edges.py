@@ -8,9 +8,7 @@ borrowed) were limited to, and required to cover, the fields the plan asks for.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.job_queue import JobEvent
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
+from crust_assets_tests.test_borrowing import plan_metadata, submitted
 from crust_assets_tests.test_pipeline import expected_row
 
 OLDER, NEWER, NEWEST = "2026-11-10", "2026-11-11", "2026-11-12"
@@ -30,20 +29,6 @@ def emulator(tmp_path: Path):
         tmp_path / "emulator", pending_seconds=0.5, processing_seconds=1.5, part_size=120
     ) as process:
         yield process
-
-
-def plan_metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
-    [materialization] = result.asset_materializations_for_node("contact_enrichment_batch")
-    return {k: v.value for k, v in materialization.metadata.items()}
-
-
-def submitted(emulator: EmulatorProcess, status: str | None = None) -> Counter:
-    return Counter(
-        url
-        for s in emulator.admin.submissions()
-        if status is None or s["status"] == status
-        for url in s["urls"]
-    )
 
 
 def partition_of(run: dg.ExecuteInProcessResult) -> str:
