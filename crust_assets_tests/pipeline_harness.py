@@ -8,7 +8,7 @@ it requests. Nothing of ours is mocked.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
@@ -129,6 +129,28 @@ class Pipeline:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {len(runs)} runs after {timeout} s; cursor {self.cursor}")
             runs += self.run_requests(self.tick())
+            time.sleep(pause)
+        return runs
+
+    def drive_partitions(
+        self,
+        partitions: set[str],
+        *,
+        on_tick: Callable[[dg.SensorResult], None] | None = None,
+        timeout: float = 120.0,
+        pause: float = 0.3,
+    ) -> dict[str, dg.ExecuteInProcessResult]:
+        """Tick and run until each of `partitions` has had its enriched_contacts run; the runs
+        by partition. `on_tick` sees each tick's result before its runs are launched."""
+        runs: dict[str, dg.ExecuteInProcessResult] = {}
+        deadline = time.monotonic() + timeout
+        while not partitions <= set(runs):
+            assert time.monotonic() < deadline, f"only {sorted(runs)} after {timeout} s"
+            result = self.tick()
+            if on_tick is not None:
+                on_tick(result)
+            for run in self.run_requests(result):
+                runs[run.dagster_run.tags["dagster/partition"]] = run
             time.sleep(pause)
         return runs
 

@@ -60,25 +60,15 @@ def summary(result: dg.SensorResult) -> str:
     return result.skip_reason.skip_message if result.skip_reason else ""
 
 
-def partition_of(run: dg.ExecuteInProcessResult) -> str:
-    return run.dagster_run.tags["dagster/partition"]
+def drive_checking_lenders(pipeline: Pipeline) -> dict[str, dg.ExecuteInProcessResult]:
+    """Drive both days to their runs; assert NEWER's run is only requested once OLDER's plan is
+    settled. Returns the runs by partition."""
 
-
-def drive_checking_lenders(pipeline: Pipeline, until_runs: int, timeout: float = 120.0) -> dict:
-    """Tick and run like `Pipeline.drive`; assert NEWER's run is only requested once OLDER's
-    plan is settled. Returns the runs by partition."""
-    import time
-
-    runs: dict[str, dg.ExecuteInProcessResult] = {}
-    deadline = time.monotonic() + timeout
-    while len(runs) < until_runs:
-        assert time.monotonic() < deadline, f"only {sorted(runs)} after {timeout} s"
-        result = pipeline.tick()
+    def check(result: dg.SensorResult) -> None:
         if any(r.partition_key == NEWER for r in result.run_requests or []):
             assert plan_settled(pipeline, OLDER), "borrower loaded before its lender was done"
-        runs.update({partition_of(run): run for run in pipeline.run_requests(result)})
-        time.sleep(0.3)
-    return runs
+
+    return pipeline.drive_partitions({OLDER, NEWER}, on_tick=check)
 
 
 def test_overlapping_partitions_buy_each_shared_url_once(
@@ -101,7 +91,7 @@ def test_overlapping_partitions_buy_each_shared_url_once(
     first = pipeline.tick()
     assert not first.run_requests
     assert f"{NEWER}: 120 URLs borrowed from plans still running ({OLDER})" in summary(first)
-    runs = drive_checking_lenders(pipeline, until_runs=2)
+    runs = drive_checking_lenders(pipeline)
 
     counts = submitted(emulator)
     assert set(counts) == set(shared + only_older + only_newer)
@@ -123,7 +113,6 @@ def test_overlapping_partitions_buy_each_shared_url_once(
 def test_a_borrower_whose_own_jobs_finish_first_waits_for_its_lender(
     tmp_path: Path, emulator: EmulatorProcess
 ) -> None:
-    import time
 
     pipeline = Pipeline(
         tmp_path / "data", emulator.base_url, settings={"retry_cooldown_seconds": 3}
@@ -135,17 +124,14 @@ def test_a_borrower_whose_own_jobs_finish_first_waits_for_its_lender(
     pipeline.plan(OLDER)
     pipeline.plan(NEWER)
     waited: list[str] = []
-    runs: dict[str, dg.ExecuteInProcessResult] = {}
-    deadline = time.monotonic() + 120
-    while len(runs) < 2:
-        assert time.monotonic() < deadline
-        result = pipeline.tick()
+
+    def check(result: dg.SensorResult) -> None:
         requested = {r.partition_key for r in result.run_requests or []}
         if plan_settled(pipeline, NEWER) and not plan_settled(pipeline, OLDER):
             assert NEWER not in requested
             waited.append(summary(result))
-        runs.update({partition_of(run): run for run in pipeline.run_requests(result)})
-        time.sleep(0.3)
+
+    runs = pipeline.drive_partitions({OLDER, NEWER}, on_tick=check)
     assert waited, "the borrower's own job never finished before the lender's"
     assert f"{NEWER}: 50 URLs borrowed from plans still running ({OLDER})" in waited[0]
     assert all(run.success for run in runs.values())
@@ -165,7 +151,7 @@ def test_a_lender_that_never_delivers_leaves_the_borrowed_urls_missing_then_boug
     borrower = plan_metadata(pipeline.plan(NEWER))
     assert borrower["urls_borrowed"] == 40 and borrower["job_count"] == 0
 
-    runs = drive_checking_lenders(pipeline, until_runs=2)
+    runs = drive_checking_lenders(pipeline)
     check = {e.check_name: e for e in runs[NEWER].get_asset_check_evaluations()}
     one_row = check["one_row_per_submitted_url"]
     assert not one_row.passed
@@ -239,7 +225,7 @@ def test_a_borrowed_person_erased_before_the_load_is_not_written_back(
     assert plan_metadata(pipeline.plan(NEWER))["urls_borrowed"] == 30
     pipeline.tick()  # submitted; the person asks to be forgotten before anything is loaded
     forget(pipeline.layout, [shared[7]])
-    runs = drive_checking_lenders(pipeline, until_runs=2)
+    runs = drive_checking_lenders(pipeline)
     assert set(pipeline.check_results(runs[NEWER]).values()) == {True}
     assert {r["profile_url"] for r in pipeline.table(NEWER)} == (
         set(shared + make_urls("erased-newer", 5)) - {shared[7]}

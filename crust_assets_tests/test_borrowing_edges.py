@@ -7,7 +7,6 @@ borrowed) were limited to, and required to cover, the fields the plan asks for.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +15,7 @@ import pytest
 from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.job_queue import JobEvent
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
-from crust_assets_tests.test_borrowing import plan_metadata, submitted
+from crust_assets_tests.test_borrowing import plan_metadata, plan_settled, submitted
 from crust_assets_tests.test_pipeline import expected_row
 
 OLDER, NEWER, NEWEST = "2026-11-10", "2026-11-11", "2026-11-12"
@@ -29,22 +28,6 @@ def emulator(tmp_path: Path):
         tmp_path / "emulator", pending_seconds=0.5, processing_seconds=1.5, part_size=120
     ) as process:
         yield process
-
-
-def partition_of(run: dg.ExecuteInProcessResult) -> str:
-    return run.dagster_run.tags["dagster/partition"]
-
-
-def drive(pipeline: Pipeline, until: set[str], timeout: float = 120.0) -> dict:
-    """Tick and run until every partition in `until` has had its enriched_contacts run."""
-    runs: dict[str, dg.ExecuteInProcessResult] = {}
-    deadline = time.monotonic() + timeout
-    while not until <= set(runs):
-        assert time.monotonic() < deadline, f"only {sorted(runs)} after {timeout} s"
-        result = pipeline.tick()
-        runs.update({partition_of(run): run for run in pipeline.run_requests(result)})
-        time.sleep(0.3)
-    return runs
 
 
 # ---- field subsets ----------------------------------------------------------------------------
@@ -73,7 +56,7 @@ def test_borrowed_rows_carry_only_the_fields_the_borrower_requested(
     borrower = plan_metadata(emails_only.plan(NEWER))
     assert borrower["urls_borrowed"] == 40 and borrower["urls_to_submit"] == 10
 
-    runs = drive(everything, {OLDER, NEWER})
+    runs = everything.drive_partitions({OLDER, NEWER})
     assert all(run.success for run in runs.values())
     assert set(submitted(emulator).values()) == {1}
     rows = {r["profile_url"]: r for r in emails_only.table(NEWER)}
@@ -110,7 +93,7 @@ def test_an_erased_borrowed_person_the_lender_never_delivered_is_not_counted_mis
     emulator.admin.set_faults(fail_next_jobs=1)  # the lender's only job (submitted first) fails
     pipeline.tick()
     forget(pipeline.layout, [shared[3]])
-    runs = drive(pipeline, {OLDER, NEWER})
+    runs = pipeline.drive_partitions({OLDER, NEWER})
     check = {e.check_name: e for e in runs[NEWER].get_asset_check_evaluations()}
     one_row = check["one_row_per_submitted_url"]
     assert not one_row.passed
@@ -147,7 +130,7 @@ def test_a_chain_of_lenders_buys_each_person_once_and_fills_every_day(
     assert b["urls_borrowed"] == 20 and b["lender_plans"] == [f"{OLDER}/{a['plan_id']}"]
     assert c["urls_borrowed"] == 20 and c["urls_to_submit"] == 5
     assert c["lender_plans"] == sorted([f"{OLDER}/{a['plan_id']}", f"{NEWER}/{b['plan_id']}"])
-    runs = drive(pipeline, {OLDER, NEWER, NEWEST})
+    runs = pipeline.drive_partitions({OLDER, NEWER, NEWEST})
     assert all(run.success for run in runs.values())
     for run in runs.values():
         assert set(pipeline.check_results(run).values()) == {True}
@@ -179,21 +162,16 @@ def test_a_borrower_of_an_older_day_waits_for_a_lender_whose_job_is_still_queued
     assert not first.run_requests
     queued = {s["urls"][0] for s in emulator.admin.submissions()}
     assert borrower_own[0] in queued and shared[0] not in queued  # the shared job is queued
-    saw_wait = False
-    runs: dict[str, dg.ExecuteInProcessResult] = {}
-    deadline = time.monotonic() + 120
-    while len(runs) < 2:
-        assert time.monotonic() < deadline
-        result = pipeline.tick()
-        events = {e["event"] for e in pipeline.observations(NEWER)}
-        lender_done = bool(events & {JobEvent.PLAN_COMPLETED, JobEvent.PLAN_FAILED})
-        if not lender_done:
+    waits: list[bool] = []
+
+    def check(result: dg.SensorResult) -> None:
+        if not plan_settled(pipeline, NEWER):  # the lender
             assert OLDER not in {r.partition_key for r in result.run_requests or []}
             own_done = JobEvent.PLAN_COMPLETED in {e["event"] for e in pipeline.observations(OLDER)}
-            saw_wait = saw_wait or own_done
-        runs.update({partition_of(run): run for run in pipeline.run_requests(result)})
-        time.sleep(0.3)
-    assert saw_wait, "the borrower's own job never finished while the lender still ran"
+            waits.append(own_done)
+
+    runs = pipeline.drive_partitions({OLDER, NEWER}, on_tick=check)
+    assert any(waits), "the borrower's own job never finished while the lender still ran"
     assert all(run.success for run in runs.values())
     assert set(pipeline.check_results(runs[OLDER]).values()) == {True}
     assert {r["profile_url"] for r in pipeline.table(OLDER)} == set(borrower_own + shared)
@@ -214,7 +192,7 @@ def test_rows_bought_without_a_wanted_field_are_bought_again_not_reused(
     emails_only.write_list(OLDER, shared)
     everything.write_list(NEWER, shared)
     emails_only.plan(OLDER)
-    drive(emails_only, {OLDER})
+    emails_only.drive_partitions({OLDER})
     plan = plan_metadata(everything.plan(NEWER))
     assert plan["urls_reused"] == 0, "rows without the requested personal fields were reused"
 
@@ -233,10 +211,10 @@ def test_reused_rows_carry_only_the_fields_the_new_plan_asks_for(
     everything.write_list(OLDER, shared)
     emails_only.write_list(NEWER, shared)
     everything.plan(OLDER)
-    drive(everything, {OLDER})
+    everything.drive_partitions({OLDER})
     plan = plan_metadata(emails_only.plan(NEWER))
     assert plan["urls_reused"] == 30 and plan["urls_to_submit"] == 0
-    drive(emails_only, {NEWER})
+    emails_only.drive_partitions({NEWER})
     full = {r["profile_url"]: r for r in everything.table(OLDER)}
     rows = {r["profile_url"]: r for r in emails_only.table(NEWER)}
     assert set(rows) == set(shared)
