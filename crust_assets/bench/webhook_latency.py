@@ -21,6 +21,7 @@ modes share the machine and the run launcher, so their difference is the sensor'
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import statistics
@@ -158,16 +159,18 @@ def measure_mode(
     data_dir = work_dir / "data"
     home = work_dir / "dagster_home"
     owners = _write_lists(data_dir, partitions)
-    receiver = WebhookReceiver(data_dir, work_dir / "webhook.log") if webhook else None
-    with EmulatorProcess(
-        work_dir / "emulator",
-        pending_seconds=1.0,
-        processing_seconds=processing_seconds,
-        processing_jitter_seconds=jitter_seconds,
-    ) as emulator:
+    with contextlib.ExitStack() as stack:
+        emulator = stack.enter_context(
+            EmulatorProcess(
+                work_dir / "emulator",
+                pending_seconds=1.0,
+                processing_seconds=processing_seconds,
+                processing_jitter_seconds=jitter_seconds,
+            )
+        )
         env = demo_environment(emulator.base_url, data_dir, PRODUCTION_POLL_SECONDS)
-        if receiver is not None:
-            receiver.__enter__()
+        if webhook:
+            receiver = stack.enter_context(WebhookReceiver(data_dir, work_dir / "webhook.log"))
             env["CRUST_WEBHOOK_URL"] = receiver.hook_url
         dev = start_dagster_dev(home, env)
         try:
@@ -187,8 +190,6 @@ def measure_mode(
                 time.sleep(1.0)
         finally:
             dev.stop()
-            if receiver is not None:
-                receiver.__exit__()
     detected, runs = _dagster_timings(home)
     rows = []
     for row in log:
