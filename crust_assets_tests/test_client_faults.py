@@ -196,4 +196,4 @@ def test_connection_refused_raises_transport_error_after_retries() -> None:
             client.submit(profile_urls(1), ["business_email"])
         assert "gave up after 3 attempt(s)" in str(info.value)
         with pytest.raises(TransportError):
-            client.status("x")
+            client.status("00000000-0000-4000-8000-000000000000")

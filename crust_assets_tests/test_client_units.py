@@ -177,7 +177,7 @@ def test_fields_and_credits() -> None:
 
 def test_batch_status_properties_and_repr_hides_urls() -> None:
     doc = {
-        "batch_id": "b",
+        "batch_id": "0f8fad5b-d9cb-469f-a165-70867728950e",
         "status": "completed",
         "download_url": SIGNED,
         "download_urls": None,
@@ -189,7 +189,9 @@ def test_batch_status_properties_and_repr_hides_urls() -> None:
     assert batch.part_urls == [SIGNED] and batch.part_names == ["part-000.jsonl.gz"]
     assert batch.created_at is not None and batch.created_at.tzinfo is not None
     assert "Signature" not in repr(batch)
-    pending = BatchStatus.model_validate({"batch_id": "c", "status": "pending"})
+    pending = BatchStatus.model_validate(
+        {"batch_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7", "status": "pending"}
+    )
     assert pending.is_active and pending.part_urls == []
 
 
@@ -213,7 +215,12 @@ def test_inputs_are_validated_before_any_request() -> None:
         with pytest.raises(ValueError, match="page_size"):
             client.list_batches(page_size=101)
         with pytest.raises(ValueError, match="completed"):
-            client.iter_results(BatchStatus(batch_id="b", status="processing"))
+            client.iter_results(
+                BatchStatus(batch_id="0f8fad5b-d9cb-469f-a165-70867728950e", status="processing")
+            )
+        for bad_id in ("..", "../batch", "b-1", "0f8fad5b-d9cb-469f-a165-70867728950e\n", 7):
+            with pytest.raises(ValueError, match="UUID"):
+                client.status(bad_id)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="http"):
         CrustdataClient(KEY, "ftp://example.com")
 

@@ -22,6 +22,7 @@ import pytest
 from crust_assets.crustdata import API_VERSION, BatchStatus, CrustdataClient, DownloadError
 
 KEY = "wire-test-key"
+BATCH = "6f1c2b9e-3d4a-4c8e-9b7a-1e2f3a4b5c6d"
 LINES = [
     {"original_identifier": "https://www.linkedin.com/in/wire-a", "internal_id": 1, "data": {}},
     {"original_identifier": "https://www.linkedin.com/in/wire-b", "internal_id": 2, "data": {}},
@@ -75,10 +76,12 @@ def recorder() -> Iterator[Recorder]:
                 self._send(200, rec.body, headers)
                 return
             doc = {
-                "batch_id": "b-1",
+                "batch_id": BATCH,
                 "status": "completed",
                 "result_count": 2,
-                "download_url": f"{rec.base_url}/_files/b-1/part-000.jsonl.gz?X-Amz-Signature=abc",
+                "download_url": (
+                    f"{rec.base_url}/_files/{BATCH}/part-000.jsonl.gz?X-Amz-Signature=abc"
+                ),
             }
             payload = {"jobs": [doc], "next_cursor": None, "has_more": False}
             body = json.dumps(payload if self.path.startswith("/batch?") else doc).encode()
@@ -111,8 +114,8 @@ def test_headers_on_api_calls_and_none_on_downloads(
 ) -> None:
     recorder.body, recorder.content_encoding = body, encoding
     with CrustdataClient(KEY, recorder.base_url) as client:
-        batch = client.status("b-1")
-        assert [b.batch_id for b in client.list_batches()] == ["b-1"]
+        batch = client.status(BATCH)
+        assert [b.batch_id for b in client.list_batches()] == [BATCH]
         records = list(client.iter_results(batch))
     assert [r.person_id for r in records] == [1, 2]
 
@@ -133,7 +136,7 @@ def test_one_pooled_connection_is_reused(recorder: Recorder) -> None:
     recorder.body = gzip.compress(JSONL)
     with CrustdataClient(KEY, recorder.base_url) as client:
         for _ in range(3):
-            client.status("b-1")
+            client.status(BATCH)
         list(client.list_batches())
     # Every API call came over the same TCP connection (same client port).
     assert len(recorder.client_ports) == 4 and len(set(recorder.client_ports)) == 1
@@ -141,7 +144,7 @@ def test_one_pooled_connection_is_reused(recorder: Recorder) -> None:
 
 def test_batch_status_from_wire_has_part_urls(recorder: Recorder) -> None:
     with CrustdataClient(KEY, recorder.base_url) as client:
-        batch = client.status("b-1")
+        batch = client.status(BATCH)
     assert isinstance(batch, BatchStatus)
     assert batch.part_names == ["part-000.jsonl.gz"]
 
@@ -150,7 +153,7 @@ def test_refused_download_refreshes_urls_once_then_gives_up(recorder: Recorder) 
     recorder.body = gzip.compress(JSONL)
     recorder.file_statuses = [403, 403, 403]
     with CrustdataClient(KEY, recorder.base_url) as client:
-        batch = client.status("b-1")
+        batch = client.status(BATCH)
         with pytest.raises(DownloadError) as info:
             list(client.iter_results(batch))
     err = info.value
@@ -159,8 +162,8 @@ def test_refused_download_refreshes_urls_once_then_gives_up(recorder: Recorder) 
     assert "part-000.jsonl.gz?<redacted>" in str(err) and "abc" not in str(err)
     paths = [p.partition("?")[0] for p, _ in recorder.requests]
     # status, download (403), status again for fresh URLs, download (403), stop.
-    part = "/_files/b-1/part-000.jsonl.gz"
-    assert paths == ["/batch/b-1", part, "/batch/b-1", part]
+    part = f"/_files/{BATCH}/part-000.jsonl.gz"
+    assert paths == [f"/batch/{BATCH}", part, f"/batch/{BATCH}", part]
     assert recorder.file_statuses == [403]
 
 
@@ -168,7 +171,7 @@ def test_bad_request_on_download_refreshes_and_succeeds(recorder: Recorder) -> N
     recorder.body = gzip.compress(JSONL)
     recorder.file_statuses = [400]
     with CrustdataClient(KEY, recorder.base_url) as client:
-        records = list(client.iter_results(client.status("b-1")))
+        records = list(client.iter_results(client.status(BATCH)))
     assert len(records) == 2
     assert sum(p.startswith("/batch/") for p, _ in recorder.requests) == 2
 
@@ -177,7 +180,7 @@ def test_object_store_5xx_is_retried_without_refresh(recorder: Recorder) -> None
     recorder.body = gzip.compress(JSONL)
     recorder.file_statuses = [503, 500]
     with CrustdataClient(KEY, recorder.base_url, backoff_base=0.01) as client:
-        records = list(client.iter_results(client.status("b-1")))
+        records = list(client.iter_results(client.status(BATCH)))
     assert len(records) == 2
     assert sum(p.startswith("/batch/") for p, _ in recorder.requests) == 1
     assert sum(p.startswith("/_files/") for p, _ in recorder.requests) == 3
@@ -186,7 +189,7 @@ def test_object_store_5xx_is_retried_without_refresh(recorder: Recorder) -> None
 def test_missing_object_is_a_download_error_not_retried(recorder: Recorder) -> None:
     recorder.file_statuses = [404]
     with CrustdataClient(KEY, recorder.base_url) as client:
-        batch = client.status("b-1")
+        batch = client.status(BATCH)
         with pytest.raises(DownloadError, match="HTTP 404 E404"):
             list(client.iter_results(batch))
     assert sum(p.startswith("/_files/") for p, _ in recorder.requests) == 1

@@ -29,20 +29,23 @@ from .errors import (
     TransportError,
 )
 from .models import (
+    BATCH_ID_PATTERN,
     FIELD_CREDITS,
     FIELDS,
     BatchStatus,
     Email,
     ResultRecord,
     SubmitResponse,
+    is_batch_id,
     leaf_fields,
     max_credits_per_record,
 )
 from .records import parse_result_line
-from .redact import install_log_redaction, redact_text, redact_url
+from .redact import SecretScrubber, install_log_redaction, redact_text, redact_url
 
 __all__ = [
     "API_VERSION",
+    "BATCH_ID_PATTERN",
     "DEFAULT_BASE_URL",
     "FIELDS",
     "FIELD_CREDITS",
@@ -62,12 +65,14 @@ __all__ = [
     "ReconciliationError",
     "ResultParseError",
     "ResultRecord",
+    "SecretScrubber",
     "ServerError",
     "SubmitResponse",
     "TooManyActiveJobsError",
     "TransportError",
     "find_submitted_batch",
     "install_log_redaction",
+    "is_batch_id",
     "leaf_fields",
     "max_credits_per_record",
     "parse_result_line",

@@ -17,7 +17,11 @@ What it guarantees, and why:
 * **No secret in any text.** The key lives in a ``SecretStr`` and is only put on
   the wire by an ``httpx.Auth`` hook; ``repr``, exception messages and logs never
   see it. Pre-signed URLs are redacted wherever we format them, and a log filter
-  redacts them in httpx's own request logs.
+  redacts them in httpx's own request logs. Text a server wrote (error messages and
+  metadata, a failed job's ``error_message``) is scrubbed of the key and of the webhook
+  URL's token, which a server may echo back.
+* **Batch ids are UUIDs.** An id from the API goes into request paths and file names, so a
+  document whose id is not a canonical UUID is refused as an unexpected response shape.
 """
 
 from __future__ import annotations
@@ -26,10 +30,10 @@ import importlib.metadata
 import logging
 import random
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -51,9 +55,9 @@ from .errors import (
     TooManyActiveJobsError,
     TransportError,
 )
-from .models import FIELDS, BatchStatus, ResultRecord, SubmitResponse, part_name
+from .models import FIELDS, BatchStatus, ResultRecord, SubmitResponse, is_batch_id, part_name
 from .records import normalise_result_line, parse_result_line
-from .redact import install_log_redaction, redact_text, redact_url
+from .redact import SecretScrubber, install_log_redaction, redact_url
 from .retry import RetryPolicy, parse_retry_after
 
 __all__ = [
@@ -84,6 +88,10 @@ def _default_user_agent() -> str:
 DEFAULT_USER_AGENT = _default_user_agent()
 
 _ERROR_MESSAGE_LIMIT = 500
+_ERROR_TYPE_LIMIT = 80
+# Free-text fields of the API's documents, written by the server: scrubbed before use.
+_SERVER_TEXT_FIELDS = ("status", "entity", "action", "error_message", "status_url")
+_Doc = TypeVar("_Doc", SubmitResponse, BatchStatus)
 # Statuses of a pre-signed download that a fresh URL may cure: 403 = expired or
 # bad signature (AccessDenied / SignatureDoesNotMatch), 400 = malformed/ambiguous auth.
 _REFRESHABLE_DOWNLOAD_STATUSES = frozenset({400, 403})
@@ -124,6 +132,8 @@ class CrustdataClient:
     ``timeout`` is the read/write/pool timeout of each request, ``connect_timeout``
     the TCP/TLS connect timeout. ``max_attempts`` counts the first attempt;
     ``max_retry_seconds`` bounds the time one call may spend including retries.
+    ``secrets`` are values besides the key that must never reach an exception or a returned
+    value, e.g. the configured webhook URL (its token is masked wherever a server echoes it).
     """
 
     def __init__(
@@ -139,6 +149,7 @@ class CrustdataClient:
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
         tmp_dir: str | None = None,
+        secrets: Iterable[str | None] = (),
     ) -> None:
         if isinstance(api_key, SecretStr):
             api_key = api_key.get_secret_value()
@@ -150,6 +161,9 @@ class CrustdataClient:
         self.base_url = base_url.rstrip("/")
         key = (api_key or "").strip()
         self._api_key: SecretStr | None = SecretStr(key) if key else None
+        # Values no text built from a server's answer may carry: the key, and ``secrets`` (the
+        # webhook URL, whose path holds the receiver's token); submit() adds its webhook_url.
+        self._scrubber = SecretScrubber(key, *secrets)
         self._policy = RetryPolicy(
             max_attempts=max_attempts,
             max_retry_seconds=max_retry_seconds,
@@ -226,14 +240,17 @@ class CrustdataClient:
             if urlsplit(webhook_url).scheme not in ("http", "https"):
                 raise ValueError("webhook_url must be an http(s) URL")
             body["webhook_url"] = webhook_url
+            self._scrubber.add(webhook_url)  # an error may echo it: its token must not show
         ambiguity = (len(url_list), tuple(field_list))
         response, sent_at = self._request("POST", SUBMIT_PATH, json_body=body, submit=ambiguity)
         try:
-            submitted = SubmitResponse.model_validate(response.json())
-        except (ValueError, ValidationError):
-            # 200 means the job exists, but we cannot tell its id: same as a lost answer.
+            submitted = self._scrubbed(SubmitResponse.model_validate(response.json()))
+        except (ValueError, ValidationError) as exc:
+            # 200 means the job exists, but we cannot tell (or use) its id: a lost answer.
+            shape = self._shape_problems(exc) if isinstance(exc, ValidationError) else None
             raise self._ambiguous(
-                "the submit was accepted (HTTP 200) but its body is not a batch document",
+                "the submit was accepted (HTTP 200) but its body is not a batch document"
+                + (f": unexpected response shape ({shape})" if shape else ""),
                 sent_at,
                 ambiguity,
                 status_code=response.status_code,
@@ -247,10 +264,15 @@ class CrustdataClient:
         return submitted
 
     def status(self, batch_id: str) -> BatchStatus:
-        """``GET /batch/{batch_id}``. Each call returns freshly signed download URLs."""
-        if not isinstance(batch_id, str) or not batch_id.strip():
-            raise ValueError("batch_id must be a non-empty string")
-        path = f"/batch/{quote(batch_id.strip(), safe='')}"
+        """``GET /batch/{batch_id}``. Each call returns freshly signed download URLs.
+
+        ``batch_id`` must be a UUID (``ValueError`` otherwise): it goes into the request path,
+        so ``..`` or ``a/b`` must never get there, whoever supplied it.
+        """
+        if not is_batch_id(batch_id):
+            shown = repr(batch_id)[:50] if isinstance(batch_id, str) else type(batch_id).__name__
+            raise ValueError(f"batch_id must be a UUID (8-4-4-4-12 hex digits), got {shown}")
+        path = f"/batch/{quote(batch_id, safe='')}"
         return self._parse(BatchStatus, self._get_json(path), path)
 
     def wait_until_terminal(
@@ -488,16 +510,36 @@ class CrustdataClient:
                 status_code=response.status_code,
             ) from None
 
-    @staticmethod
-    def _parse(model: type[BatchStatus], data: Any, path: str) -> BatchStatus:
+    def _parse(self, model: type[BatchStatus], data: Any, path: str) -> BatchStatus:
+        """Validate a status document (ids must be UUIDs) and scrub its server-written text."""
         try:
-            return model.model_validate(data)
+            return self._scrubbed(model.model_validate(data))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-                for e in exc.errors()[:5]
-            )
+            problems = self._shape_problems(exc)
             raise CrustdataError(f"GET {path}: unexpected response shape ({problems})") from None
+
+    def _shape_problems(self, exc: ValidationError) -> str:
+        """``field: problem`` for the first few errors; never the offending values themselves."""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in exc.errors()[:5]
+        )
+        return self._scrubber.text(problems, limit=_ERROR_MESSAGE_LIMIT)
+
+    def _scrubbed(self, doc: _Doc) -> _Doc:
+        """``doc`` with the free text a server wrote (``error_message``, ``status``...) scrubbed.
+
+        Callers put these into events and exceptions; an API that echoes the key or the
+        webhook URL into a failed job's ``error_message`` must not leak them that way.
+        """
+        changes: dict[str, str] = {}
+        for name in _SERVER_TEXT_FIELDS:
+            value = getattr(doc, name, None)
+            if isinstance(value, str):
+                clean = self._scrubber.text(value, limit=_ERROR_MESSAGE_LIMIT)
+                if clean != value:
+                    changes[name] = clean
+        return doc.model_copy(update=changes) if changes else doc
 
     def _ambiguous(
         self,
@@ -587,9 +629,12 @@ class CrustdataClient:
         status = response.status_code
         error_type, message, metadata = _parse_error_body(response)
         message = self._scrub(message or response.reason_phrase or "")
+        if error_type is not None:
+            error_type = self._scrubber.text(error_type, limit=_ERROR_TYPE_LIMIT)
+        details = self._scrubber.value(metadata)  # an echoed key or webhook URL stays out
         text = f"{where} -> HTTP {status}" + (f" {error_type}" if error_type else "")
         text += f": {message}" if message else ""
-        kw: dict[str, Any] = {"status_code": status, "error_type": error_type, "details": metadata}
+        kw: dict[str, Any] = {"status_code": status, "error_type": error_type, "details": details}
         lowered = f"{error_type or ''} {message}".lower()
         if status == 400:
             return InvalidRequestError(text, **kw)
@@ -614,15 +659,9 @@ class CrustdataClient:
         return CrustdataError(text, **kw)
 
     def _scrub(self, text: str) -> str:
-        """Server-supplied text, safe to show: no key (even if echoed), no URL queries."""
-        if self._api_key is not None:
-            key = self._api_key.get_secret_value()
-            if key:
-                text = text.replace(key, "***")
-        text = redact_text(text)
-        if len(text) > _ERROR_MESSAGE_LIMIT:
-            text = text[:_ERROR_MESSAGE_LIMIT] + "..."
-        return text
+        """Server-supplied text, safe to show: no key or webhook token (even if echoed), no URL
+        queries, at most ``_ERROR_MESSAGE_LIMIT`` characters."""
+        return self._scrubber.text(text, limit=_ERROR_MESSAGE_LIMIT)
 
 
 def find_submitted_batch(

@@ -8,6 +8,7 @@ is our own normalised record (both result forms map onto it).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "BATCH_ID_PATTERN",
     "FIELDS",
     "FIELD_CREDITS",
     "TERMINAL_STATUSES",
@@ -23,6 +25,7 @@ __all__ = [
     "Email",
     "ResultRecord",
     "SubmitResponse",
+    "is_batch_id",
     "leaf_fields",
     "max_credits_per_record",
 ]
@@ -51,6 +54,15 @@ _LEAVES: dict[str, tuple[str, ...]] = {
 }
 
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed"})
+
+#: A batch id as the API issues it: a UUID in its canonical 8-4-4-4-12 hex form. An id ends up
+#: in request paths (``/batch/{id}``) and file names, so anything else (``..``, ``a/b``, a
+#: megabyte of text) is refused before it is used. Match with ``fullmatch`` (or
+#: :func:`is_batch_id`): ``match`` with ``$`` would accept a trailing newline.
+BATCH_ID_PATTERN = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+_SHOWN_ID_CHARS = 40
 _ACTIVE_STATUSES: frozenset[str] = frozenset({"pending", "processing"})
 
 
@@ -67,6 +79,19 @@ def leaf_fields(fields: Iterable[str]) -> frozenset[str]:
         except KeyError:
             raise ValueError(f"unknown field {field!r}; allowed: {', '.join(FIELDS)}") from None
     return frozenset(leaves)
+
+
+def is_batch_id(value: object) -> bool:
+    """True when ``value`` is a string holding exactly one canonical UUID (any hex case)."""
+    return isinstance(value, str) and BATCH_ID_PATTERN.fullmatch(value) is not None
+
+
+def _check_batch_id(value: object) -> object:
+    """Pydantic validator body: a non-UUID id is an error naming the field (value only if short)."""
+    if isinstance(value, str) and not is_batch_id(value):
+        shown = f" {value!r}" if len(value) <= _SHOWN_ID_CHARS else f" ({len(value)} characters)"
+        raise ValueError(f"not a UUID (8-4-4-4-12 hex digits):{shown}")
+    return value
 
 
 def max_credits_per_record(fields: Iterable[str]) -> int:
@@ -88,6 +113,8 @@ class SubmitResponse(_ApiModel):
     identifier_count: int | None = None
     entities_requested: int | None = None
     status_url: str | None = None
+
+    _batch_id_is_uuid = field_validator("batch_id")(_check_batch_id)
 
 
 BatchState = Literal["pending", "processing", "completed", "failed"]
@@ -114,6 +141,8 @@ class BatchStatus(_ApiModel):
     download_url: str | None = Field(default=None, repr=False)
     download_urls: list[str] = Field(default_factory=list, repr=False)
     error_message: str | None = None
+
+    _batch_id_is_uuid = field_validator("batch_id")(_check_batch_id)
 
     @field_validator("download_urls", mode="before")
     @classmethod

@@ -10,23 +10,39 @@ Two things can leak a credential here:
   to the run logs. :class:`RedactingLogFilter` rewrites those log records.
 
 Everything that turns a URL into text for humans goes through :func:`redact_url`.
+
+A third kind of secret is only known to the caller: the webhook URL, whose *path* holds the
+receiver's token (``.../hooks/crustdata/<token>``). A server that echoes the submitted
+``webhook_url`` in an error would put the token into our exception texts, and from there into
+Dagster events. :class:`SecretScrubber` holds every value the client knows to be secret (the key,
+the webhook URL) and masks them in any text or JSON value that came from a server.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 __all__ = [
+    "MASK",
     "REDACTED",
     "RedactingLogFilter",
+    "SecretScrubber",
     "install_log_redaction",
     "redact_text",
     "redact_url",
+    "url_secrets",
 ]
 
 REDACTED = "<redacted>"
+#: What a known secret value (an API key, a webhook token) is replaced with.
+MASK = "***"
+# Parts of a secret URL shorter than this are ordinary words ("hooks"), not tokens: masking
+# them everywhere would mangle every message. The receiver's tokens are >= 16 characters.
+_MIN_TOKEN_CHARS = 8
 
 # A URL inside free text: scheme://... up to whitespace or a quote/bracket.
 _URL_IN_TEXT = re.compile(r"""(?i)\b[a-z][a-z0-9+.\-]*://[^\s'"<>`]+""")
@@ -68,6 +84,80 @@ def redact_text(text: str) -> str:
     out = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
     out = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", out)
     return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", out)
+
+
+def url_secrets(url: str) -> list[tuple[str, str]]:
+    """``(needle, replacement)`` pairs that hide a secret URL's credentials in any text.
+
+    The whole path (``/hooks/crustdata/<token>`` -> ``/***``) covers short tokens where the
+    path appears whole; the last path segment, query values and a user-info password cover
+    the token when it appears alone (percent-encoded or JSON-escaped echoes keep it intact).
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [(url, MASK)]
+    pairs: list[tuple[str, str]] = []
+    path = parts.path.rstrip("/")
+    if path:
+        pairs.append((path, f"/{MASK}"))
+    candidates = [path.rpartition("/")[2], *(value for _, value in parse_qsl(parts.query))]
+    if parts.password:
+        candidates.append(parts.password)
+    pairs += [(c, MASK) for c in candidates if len(c) >= _MIN_TOKEN_CHARS]
+    return pairs
+
+
+class SecretScrubber:
+    """Masks the secret values a client knows (API key, webhook URL token) in server text.
+
+    Why a value list and not only patterns: :func:`redact_text` recognises the *shape* of a
+    credential (a query string, ``Bearer ...``), but an echoed key or a token inside a URL
+    path has no shape; only the exact value can be found. Longer needles are replaced first,
+    so a whole path is masked before its token.
+    """
+
+    def __init__(self, *values: str | None) -> None:
+        self._pairs: dict[str, str] = {}
+        for value in values:
+            self.add(value)
+
+    def __repr__(self) -> str:
+        return f"SecretScrubber({len(self._pairs)} value(s))"
+
+    def add(self, value: str | None) -> None:
+        """Remember a secret; a URL (``scheme://...``) contributes its token-bearing parts."""
+        value = (value or "").strip()
+        if not value:
+            return
+        if "://" in value:  # the host stays readable; the parts that authenticate do not
+            self._pairs.update(url_secrets(value))
+        else:
+            self._pairs[value] = MASK
+
+    def add_all(self, values: Iterable[str | None]) -> None:
+        for value in values:
+            self.add(value)
+
+    def text(self, text: str, limit: int | None = None) -> str:
+        """``text`` with every known secret masked, URL queries redacted, cut to ``limit``."""
+        for needle in sorted(self._pairs, key=len, reverse=True):
+            if needle in text:
+                text = text.replace(needle, self._pairs[needle])
+        text = redact_text(text)
+        if limit is not None and len(text) > limit:
+            text = text[:limit] + "..."
+        return text
+
+    def value(self, value: Any) -> Any:
+        """A JSON-like value with every string in it scrubbed (dict keys too), recursively."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.value(k): self.value(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.value(v) for v in value)
+        return value
 
 
 class RedactingLogFilter(logging.Filter):
