@@ -5,6 +5,7 @@ its value: the API key must not be displayed anywhere.
 """
 
 import os
+from collections.abc import Sequence
 
 import dagster as dg
 from pydantic import Field
@@ -59,9 +60,16 @@ class CrustdataResource(dg.ConfigurableResource):
         return not self.api_key
 
     def client(
-        self, *, timeout: float | None = None, max_retry_seconds: float | None = None
+        self,
+        *,
+        timeout: float | None = None,
+        max_retry_seconds: float | None = None,
+        secrets: Sequence[str | None] = (),
     ) -> CrustdataClient:
-        """A new client; close it (or use `with`) when done. The key stays inside it."""
+        """A new client; close it (or use `with`) when done. The key stays inside it.
+
+        `secrets` (e.g. the webhook URL) are masked, like the key, in any server text the
+        client turns into exceptions or values."""
         return CrustdataClient(
             self.api_key or EMULATOR_PLACEHOLDER_KEY,
             self.resolved_base_url(),
@@ -70,6 +78,7 @@ class CrustdataResource(dg.ConfigurableResource):
             max_retry_seconds=(
                 self.max_retry_seconds if max_retry_seconds is None else max_retry_seconds
             ),
+            secrets=secrets,
         )
 
 

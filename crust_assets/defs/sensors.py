@@ -109,6 +109,8 @@ class SubmitterTick:
                 self.state.last_poll_at = self.clock()
             self._reconcile_unconfirmed()
             self._submit_ready()
+        else:
+            self._drop_stale_hints("no plan is open")
         run_requests = self._finish_plans()
         self._note_borrowers()
         summary = self._summary()
@@ -127,6 +129,7 @@ class SubmitterTick:
         """Poll every tick, unless callbacks are configured: then the sensor ticks every ~5 s
         (so a hint acts at once) but polls on its own only every CRUST_POLL_INTERVAL_SECONDS."""
         if not self.settings.webhook_url:
+            self._drop_stale_hints("CRUST_WEBHOOK_URL is not set")
             return True
         active = {job.batch_id for _, job in self.state.slot_holders() if job.batch_id}
         hints, problem = hinted_batch_ids(self.layout)
@@ -137,6 +140,15 @@ class SubmitterTick:
             self.notes.append(f"{len(hinted)} job(s) hinted by webhook")
             return True
         return self.clock() - self.state.last_poll_at >= poll_interval_seconds() - 1.0
+
+    def _drop_stale_hints(self, why: str) -> None:
+        """Delete the hints no job can use, so leftover or forged ones never pile up in the
+        store; one that cannot be read is a note only when callbacks are on."""
+        dropped, problem = hinted_batch_ids(self.layout)
+        if dropped:
+            self.notes.append(f"{len(dropped)} stale webhook hint(s) deleted: {why}")
+        elif problem and self.settings.webhook_url:
+            self.notes.append(problem)
 
     def _time_left(self) -> float:
         return self.deadline - self.clock()
@@ -583,7 +595,13 @@ def contact_enrichment_sensor(
     # shorter read timeout configured on the resource wins; the tick's reconcile window must use
     # the timeout the client really had, so it is passed on.
     timeout = min(crustdata.timeout_seconds, SENSOR_CALL_TIMEOUT_SECONDS)
-    with crustdata.client(timeout=timeout, max_retry_seconds=SENSOR_RETRY_SECONDS) as client:
+    # The webhook URL holds the receiver's token: the client masks it in every server text
+    # (an echoed webhook_url in a 400, a failed job's error_message), even on ticks that only poll.
+    with crustdata.client(
+        timeout=timeout,
+        max_retry_seconds=SENSOR_RETRY_SECONDS,
+        secrets=(enrichment.webhook_url,),
+    ) as client:
         return SubmitterTick(context, client, enrichment, data_root, call_timeout=timeout).run()
 
 
