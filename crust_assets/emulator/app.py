@@ -716,11 +716,14 @@ class Emulator:
         if job is None or match is None:
             return _s3_error(404, "NoSuchKey", "The specified key does not exist.", resource)
         job = self._ensure_finalised(job, now)
+        if self.faults.store_down(job.terminal_at, now):
+            return _s3_error(503, "SlowDown", "Please reduce your request rate.", resource)
         file = self.store.results_dir(batch_id) / part
         if not file.is_file():
             return _s3_error(404, "NoSuchKey", "The specified key does not exist.", resource)
         data = file.read_bytes()
-        if self.faults.take("truncate_next_downloads"):
+        spoiled = self.faults.spoil_first_download(batch_id, part)
+        if spoiled or self.faults.take("truncate_next_downloads"):
             data = results.truncated(data)
         elif self.faults.take("corrupt_next_downloads"):
             data = results.corrupted(data)

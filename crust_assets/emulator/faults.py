@@ -56,6 +56,12 @@ class Faults:
     truncate_next_downloads: int = 0
     # The next N successful downloads serve valid gzip whose JSONL has a broken line.
     corrupt_next_downloads: int = 0
+    # Every result part's first download (while set) is a complete 200 holding a truncated gzip;
+    # later downloads of that part are fine: a store that is flaky once per object.
+    truncate_first_downloads: bool = False
+    # The object store (downloads only; the API is fine) answers 503 SlowDown for this many
+    # seconds after each job completes: an outage that outlasts the loader's own retries.
+    store_down_after_completion_seconds: float = 0.0
     # Jobs submitted while set deliver un-enveloped records.
     flat_records: bool = False
     # Jobs submitted while set lose / repeat this many records in their results.
@@ -73,6 +79,7 @@ _SECONDS = {
     "latency_seconds",
     "hang_seconds",
     "submit_delay_seconds",
+    "store_down_after_completion_seconds",
 }
 _COUNTS = {
     "rate_limit_burst",
@@ -84,6 +91,7 @@ _COUNTS = {
     "drop_records_per_job",
     "duplicate_records_per_job",
 }
+_FLAGS = {"flat_records", "truncate_first_downloads"}
 FAULT_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Faults))
 
 
@@ -102,9 +110,9 @@ def _validate(name: str, value: Any) -> Any:
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise FaultConfigError(f"{name} must be a non-negative integer")
         return value
-    if name == "flat_records":
+    if name in _FLAGS:
         if not isinstance(value, bool):
-            raise FaultConfigError("flat_records must be true or false")
+            raise FaultConfigError(f"{name} must be true or false")
         return value
     if name == "insufficient_credits_status":
         if value not in (None, 402, 403) or isinstance(value, bool):
@@ -133,6 +141,8 @@ class FaultState:
 
     faults: Faults = field(default_factory=Faults)
     rng: random.Random = field(default_factory=random.Random)
+    # Parts ("batch_id/part") already served truncated by truncate_first_downloads.
+    spoiled_parts: set[str] = field(default_factory=set)
 
     @classmethod
     def from_mapping(cls, initial: Mapping[str, Any] | None) -> FaultState:
@@ -154,6 +164,7 @@ class FaultState:
         """Everything off again, RNG unseeded."""
         self.faults = Faults()
         self.rng = random.Random()
+        self.spoiled_parts = set()
         return self.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
@@ -175,6 +186,18 @@ class FaultState:
         if self.roll(self.faults.error_rate):
             return self.rng.choice((500, 502, 503))
         return None
+
+    def spoil_first_download(self, batch_id: str, part: str) -> bool:
+        """True the first time a part is downloaded while truncate_first_downloads is set."""
+        key = f"{batch_id}/{part}"
+        if not self.faults.truncate_first_downloads or key in self.spoiled_parts:
+            return False
+        self.spoiled_parts.add(key)
+        return True
+
+    def store_down(self, completed_at: float, now: float) -> bool:
+        """Whether the object store is down for a job completed at `completed_at`."""
+        return now < completed_at + self.faults.store_down_after_completion_seconds
 
     def decide_job_failure(self) -> bool:
         """Decided once at submit: consumes fail_next_jobs first, then rolls the rate."""
