@@ -4,6 +4,10 @@ Why: tests, the demo and benchmarks steer the emulator (faults, clock,
 credits) and inspect it (submissions log, billing) over HTTP, like any
 other client would; this wrapper keeps those calls one-liners. It is not
 part of the real API and must never be used against it.
+
+An emulator started with a fixed ``CRUSTDATA_API_KEY`` guards its admin API with
+that key too (its submissions log holds URLs and webhook tokens), so ``api_key``
+is sent as a bearer key when given.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ class EmulatorAdminError(RuntimeError):
 class EmulatorAdmin:
     """Steer and inspect a running emulator at ``base_url``."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
 
     def __repr__(self) -> str:
         return f"EmulatorAdmin({self.base_url!r})"
@@ -35,7 +40,9 @@ class EmulatorAdmin:
         # trust_env=False: a proxy from the environment must never sit between
         # us and a 127.0.0.1 emulator.
         with httpx.Client(timeout=self.timeout, trust_env=False) as client:
-            response = client.request(method, f"{self.base_url}{path}", json=json)
+            response = client.request(
+                method, f"{self.base_url}{path}", json=json, headers=self._headers
+            )
         if not response.is_success:
             try:
                 body = response.json()

@@ -16,7 +16,10 @@ Design points:
   synchronous and never await in the middle, so there are no races between
   a poll and the background task.
 * Nothing secret is ever logged: the access log prints method, path (never
-  the query string) and status, and API keys are only compared, never kept.
+  the query string) and status, API keys are only compared, never kept, and a
+  webhook URL is logged as scheme and host only (its path is the token).
+* With a fixed key, the admin API (``/_emulator/*`` but ``health``) requires it
+  too; ``/openapi.json`` stays open (a static description, no state).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crust_assets.emulator import results
+from crust_assets.emulator import echo, results
 from crust_assets.emulator.faults import FaultConfigError, FaultState
 from crust_assets.emulator.openapi import openapi_document
 from crust_assets.emulator.store import (
@@ -177,9 +180,14 @@ def _s3_error(status: int, code: str, message: str, resource: str) -> Response:
 
 
 def _redacted(url: str) -> str:
-    """scheme://host/path of a URL, for logs (query strings may hold tokens)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?<redacted>" if parts.query else "")
+    """scheme://host of a URL, for logs: a webhook URL's path is the receiver's token and a
+    query string may hold signatures, so neither is ever printed (nor any user-info)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}" + ("/<redacted>" if parts.path or parts.query else "")
 
 
 class _Rejection(Exception):
@@ -461,6 +469,13 @@ class Emulator:
             raise _Rejection(_message(401, "Invalid API key in request"))
         return self.store.owner_of(key)
 
+    def authorize_admin(self, request: Request) -> None:
+        """With a fixed key, ``/_emulator/*`` (but health) asks for it like the API does: the
+        submissions log shows every URL and webhook token, and faults and credits steer the
+        server. With no fixed key (any key works) the admin API stays open."""
+        if self.config.api_key is not None:
+            self._authenticate(request)
+
     def _api(
         self, handler: Callable[[Request, str], Awaitable[Response]]
     ) -> Callable[[Request], Awaitable[Response]]:
@@ -478,6 +493,23 @@ class Emulator:
 
     # -- API endpoints ----------------------------------------------------------------
     async def submit(self, request: Request, owner: str) -> Response:
+        """Create a job; under the echo_secrets fault a 400 echoes the caller's secrets."""
+        try:
+            response = await self._submit(request, owner)
+        except _Rejection as rejection:
+            response = rejection.response
+        if response.status_code == 400 and self.faults.faults.echo_secrets:
+            authorization = request.headers.get("authorization", "")
+            return echo.echo_rejection(response, await request.body(), authorization)
+        return response
+
+    def _echoed(self, request: Request, job: Job, doc: dict[str, Any]) -> dict[str, Any]:
+        """A status document, its error_message echoing secrets under the echo_secrets fault."""
+        if self.faults.faults.echo_secrets:
+            echo.echo_failure(doc, request.headers.get("authorization", ""), job.webhook_url)
+        return doc
+
+    async def _submit(self, request: Request, owner: str) -> Response:
         version = request.headers.get("x-api-version")
         if version is None:
             return _message(400, "Missing required header: x-api-version")
@@ -504,6 +536,10 @@ class Emulator:
         verified = body.get("verified")
         if verified is not None and not isinstance(verified, bool):
             return _error(400, "verified must be a boolean", metadata={"parameter": "verified"})
+        if self.faults.take("reject_next_submits"):
+            return _error(
+                400, "webhook_url is not reachable", metadata={"parameter": "webhook_url"}
+            )
 
         balance = self.store.billing()["balance"]
         if balance <= 0:
@@ -645,7 +681,8 @@ class Emulator:
             return _message(404, "Batch not found")
         now = time.time()
         job = self._ensure_finalised(job, now)
-        return JSONResponse(self.status_doc(job, now, base_url=self._base_url(request)))
+        doc = self.status_doc(job, now, base_url=self._base_url(request))
+        return JSONResponse(self._echoed(request, job, doc))
 
     async def list_batches(self, request: Request, owner: str) -> Response:
         params = request.query_params
@@ -684,7 +721,10 @@ class Emulator:
         base_url = self._base_url(request)
         return JSONResponse(
             {
-                "jobs": [self.status_doc(job, now, base_url=base_url) for job in page],
+                "jobs": [
+                    self._echoed(request, job, self.status_doc(job, now, base_url=base_url))
+                    for job in page
+                ],
                 "next_cursor": next_cursor,
                 "has_more": has_more,
             }
@@ -836,10 +876,14 @@ def _valid_webhook(value: Any) -> bool:
 
 
 def _admin(
+    emulator: Emulator,
     handler: Callable[[Request], Awaitable[Response]],
 ) -> Callable[[Request], Awaitable[Response]]:
+    """An admin endpoint: the fixed key when there is one, then the handler."""
+
     async def endpoint(request: Request) -> Response:
         try:
+            emulator.authorize_admin(request)
             return await handler(request)
         except _Rejection as rejection:
             return rejection.response
@@ -869,14 +913,18 @@ def create_app(state_dir: Path | str, config: EmulatorConfig | None = None) -> S
         Route("/_files/{batch_id}/{part}", emulator.download, methods=["GET"]),
         Route("/openapi.json", emulator.openapi, methods=["GET"]),
         Route("/_emulator/health", emulator.health, methods=["GET"]),
-        Route("/_emulator/submissions", emulator.submissions, methods=["GET"]),
-        Route("/_emulator/billing", _admin(emulator.billing), methods=["GET", "POST"]),
+        Route("/_emulator/submissions", _admin(emulator, emulator.submissions), methods=["GET"]),
+        Route("/_emulator/billing", _admin(emulator, emulator.billing), methods=["GET", "POST"]),
         Route(
             "/_emulator/faults",
-            _admin(emulator.faults_endpoint),
+            _admin(emulator, emulator.faults_endpoint),
             methods=["GET", "PATCH", "DELETE"],
         ),
-        Route("/_emulator/config", _admin(emulator.config_endpoint), methods=["GET", "PATCH"]),
+        Route(
+            "/_emulator/config",
+            _admin(emulator, emulator.config_endpoint),
+            methods=["GET", "PATCH"],
+        ),
     ]
     app = Starlette(
         routes=routes,

@@ -67,6 +67,12 @@ class Faults:
     # Jobs submitted while set lose / repeat this many records in their results.
     drop_records_per_job: int = 0
     duplicate_records_per_job: int = 0
+    # The next N otherwise valid submits are refused 400 (webhook_url "not reachable"); no job.
+    reject_next_submits: int = 0
+    # A careless API echoing the caller's secrets: every 400 of a submit names the submitted
+    # webhook_url and carries it and the bearer key in error.metadata; a failed job's
+    # error_message names the key and its webhook URL (built per request, never stored).
+    echo_secrets: bool = False
     # Status for "insufficient credits" (402 or 403); None = the configured default.
     insufficient_credits_status: int | None = None
     # Seed of the RNG behind error_rate and job_failure_rate; None = unseeded.
@@ -90,8 +96,9 @@ _COUNTS = {
     "corrupt_next_downloads",
     "drop_records_per_job",
     "duplicate_records_per_job",
+    "reject_next_submits",
 }
-_FLAGS = {"flat_records", "truncate_first_downloads"}
+_FLAGS = {"flat_records", "truncate_first_downloads", "echo_secrets"}
 FAULT_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Faults))
 
 

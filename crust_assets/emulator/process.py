@@ -51,6 +51,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _private_opener(path: str, flags: int) -> int:
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Last-resort cleanup if an EmulatorProcess is garbage-collected while running."""
     if proc.poll() is None:
@@ -161,7 +167,8 @@ class EmulatorProcess:
 
     @property
     def admin(self) -> EmulatorAdmin:
-        return EmulatorAdmin(self.base_url)
+        """The admin API, with a key this emulator accepts (required when it has a fixed key)."""
+        return EmulatorAdmin(self.base_url, api_key=self.api_key)
 
     @property
     def api_key(self) -> str:
@@ -212,7 +219,7 @@ class EmulatorProcess:
         """Start the child and wait until ``/_emulator/health`` answers."""
         if self.is_running:
             raise RuntimeError(f"{self!r} is already running")
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # the child makes it 0700
         attempts = 3 if self._auto_port and self._proc is None else 1
         for attempt in range(attempts):
             try:
@@ -228,7 +235,8 @@ class EmulatorProcess:
 
     def _launch_and_wait(self) -> None:
         log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with open(self.log_path, "ab") as log_file:
+        # 0600 like the rest of the state dir, whatever the umask (opener: mode at creation).
+        with open(self.log_path, "ab", opener=_private_opener) as log_file:
             self._proc = subprocess.Popen(
                 self.command(),
                 stdin=subprocess.DEVNULL,

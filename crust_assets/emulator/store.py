@@ -14,7 +14,9 @@ Layout of a state dir::
     signing.key                        random secret, mode 0600
     results/<batch_id>/part-000.jsonl.gz ...
 
-API keys are never stored: jobs are owned by an HMAC of the key.
+API keys are never stored: jobs are owned by an HMAC of the key. The dir is still private
+(0700, its SQLite files 0600, whatever the umask): it holds the submitted profile URLs and
+each job's webhook URL, whose path is the receiver's token.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ DB_NAME = "emulator.sqlite3"
 SECRET_NAME = "signing.key"
 LOCK_NAME = "emulator.lock"
 RESULTS_DIR = "results"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 PENDING = "pending"
 PROCESSING = "processing"
@@ -169,6 +173,20 @@ class NewJob:
     part_size: int
 
 
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) and make it 0700, also when it already existed."""
+    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    os.chmod(path, DIR_MODE)
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` empty if missing, and make it 0600 (SQLite gives its -wal, -shm and
+    journal files the mode of the database file, so this covers them too)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.close(fd)
+    os.chmod(path, FILE_MODE)
+
+
 def _load_or_create_secret(path: Path) -> bytes:
     """Read the signing secret, creating it 0600 on first use (never world-readable)."""
     try:
@@ -191,9 +209,10 @@ class Store:
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = Path(state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        _private_dir(self.state_dir)
         # One server per state dir: two would both finalise and bill the same jobs.
         # The kernel drops the lock when the process dies, even on SIGKILL.
+        _private_file(self.state_dir / LOCK_NAME)
         self._lock = open(self.state_dir / LOCK_NAME, "a+b")  # noqa: SIM115 (held for life)
         try:
             fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -202,8 +221,13 @@ class Store:
             raise StateDirInUseError(
                 f"state dir {self.state_dir} is in use by another emulator process"
             ) from None
-        (self.state_dir / RESULTS_DIR).mkdir(exist_ok=True)
+        _private_dir(self.state_dir / RESULTS_DIR)
         self._secret = _load_or_create_secret(self.state_dir / SECRET_NAME)
+        _private_file(self.state_dir / DB_NAME)
+        for suffix in ("-wal", "-shm", "-journal"):  # left by an older emulator: tighten them
+            leftover = self.state_dir / f"{DB_NAME}{suffix}"
+            if leftover.exists():
+                os.chmod(leftover, FILE_MODE)
         self._db = sqlite3.connect(
             self.state_dir / DB_NAME, isolation_level=None, check_same_thread=False
         )
