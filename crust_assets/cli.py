@@ -20,6 +20,11 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crust_assets.erasure import ForgetReport
+    from crust_assets.storage import DataLayout
 
 DEFAULT_EMULATOR_HOST = "127.0.0.1"
 DEFAULT_EMULATOR_PORT = 8711
@@ -204,9 +209,10 @@ def _add_forget(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         help="erase people from the warehouse and refuse to enrich them again",
         description="Remove each person (any form of their profile URL) from every partition of"
         " enriched_contacts, from contacts_latest and from staged reused rows, rewriting the"
-        " files atomically, and record the erasure in <data>/erasures/erasures.parquet (no"
-        " contact values). contact_enrichment_batch then skips erased URLs unless"
-        " CRUST_ALLOW_REENRICH_ERASED=true.",
+        " files atomically, record the erasure in <data>/erasures/runs/ (no contact values),"
+        " then re-read every file to verify it. contact_enrichment_batch then skips erased URLs"
+        " unless CRUST_ALLOW_REENRICH_ERASED=true. Exit 0: done and verified; 1: done, but"
+        " something may still hold or write back the person (printed); 2: refused, nothing done.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("profile_urls", nargs="+", metavar="PROFILE_URL", help="people to erase")
@@ -214,21 +220,78 @@ def _add_forget(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         "--data-dir",
         default=os.environ.get("CRUST_DATA_DIR", "data"),
         help="data root (env CRUST_DATA_DIR): a directory or an fsspec URL such as"
-        " s3://bucket/prefix",
+        " s3://bucket/prefix; refused if it has no warehouse/ directory",
     )
+    parser.add_argument(
+        "--new-root",
+        action="store_true",
+        help="accept a data root the pipeline has not written yet (no warehouse/): record the"
+        " erasure there so the first plan already skips the person",
+    )
+    _add_erasure_limits(parser)
     parser.set_defaults(func=_run_forget)
 
 
+def _add_erasure_limits(parser: argparse.ArgumentParser) -> None:
+    """Each defaults to its env var (erasure.ErasureSettings), read when the command runs."""
+    parser.add_argument(
+        "--lock-timeout",
+        type=_non_negative_float,
+        help="local root: seconds to wait for running writers to leave the erasure fence"
+        " (env CRUST_ERASURE_LOCK_TIMEOUT_SECONDS, default 600)",
+    )
+    parser.add_argument(
+        "--settle-seconds",
+        type=_non_negative_float,
+        help="object store: wait before each verify pass, longer than any writer's fenced"
+        " upload (env CRUST_ERASURE_SETTLE_SECONDS, default 15)",
+    )
+    parser.add_argument(
+        "--verify-rounds",
+        type=int,
+        help="verify passes, each rewriting what it finds, before reporting failure"
+        " (env CRUST_ERASURE_VERIFY_ROUNDS, default 5)",
+    )
+
+
 def _run_forget(args: argparse.Namespace) -> int:
-    from crust_assets.erasure import ErasureInputError, erasures_path, forget
-    from crust_assets.storage import DataLayout
+    from dataclasses import replace
+
+    from crust_assets.erasure import (
+        ErasureInputError,
+        ErasureRefused,
+        ErasureSettings,
+        forget,
+    )
+    from crust_assets.storage import DataLayout, LockTimeout
 
     layout = DataLayout.from_location(args.data_dir)
     try:
-        report = forget(layout, args.profile_urls)
-    except ErasureInputError as exc:
+        settings = ErasureSettings.from_env()  # a bad env value is an error, not a default
+        given = {
+            "lock_timeout_seconds": args.lock_timeout,
+            "settle_seconds": args.settle_seconds,
+            "verify_rounds": args.verify_rounds,
+        }
+        settings = replace(settings, **{k: v for k, v in given.items() if v is not None})
+        if settings.verify_rounds < 1:
+            raise ValueError("--verify-rounds must be at least 1")
+    except ValueError as exc:
         print(f"crust-assets forget: {exc}", file=sys.stderr)
         return 2
+    try:
+        report = forget(layout, args.profile_urls, settings=settings, new_root=args.new_root)
+    except (ErasureInputError, ErasureRefused) as exc:
+        print(f"crust-assets forget: {exc}", file=sys.stderr)
+        return 2
+    except LockTimeout as exc:  # writers kept the fence: the erasure is not (fully) done
+        print(f"crust-assets forget: {exc}; run forget again", file=sys.stderr)
+        return 1
+    _print_forget_report(layout, report)
+    return 0 if report.complete else 1
+
+
+def _print_forget_report(layout: DataLayout, report: ForgetReport) -> None:
     for erasure in report.erasures:
         where = ", ".join(erasure.partitions) or "no enriched_contacts partition"
         print(
@@ -249,8 +312,19 @@ def _run_forget(args: argparse.Namespace) -> int:
             "the person: run forget again when it is gone",
             file=sys.stderr,
         )
-    print(f"recorded in {layout.url(erasures_path(layout))}; re-enrichment is refused from now on")
-    return 0 if report.complete else 1
+    for path, urls in report.unverified.items():
+        print(
+            f"  error: {path} still holds {', '.join(sorted(set(urls)))} after "
+            f"{report.verify_passes} verify passes: something writes it back; the erasure is "
+            "NOT complete",
+            file=sys.stderr,
+        )
+    if report.record:
+        verified = "" if report.unverified else f", verified ({report.verify_passes} pass)"
+        print(
+            f"recorded in {layout.url(layout.root / report.record)}{verified}; re-enrichment is "
+            "refused from now on"
+        )
 
 
 def _add_ingest(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

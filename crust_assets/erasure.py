@@ -6,13 +6,43 @@ is removed from every partition of `enriched_contacts`, from `contacts_latest` a
 "reused rows" files that a running plan would copy back into a partition; each file is rewritten
 atomically with its contract schema (readers see the old file or the new one, never a mix).
 
-The erasure is recorded in `<data>/erasures/erasures.parquet` (the URL, when, which partitions and
-files held it: never the contact values). It is recorded *before* the files are rewritten: if the
-rewrite is interrupted, re-planning is already refused and running `forget` again finishes it.
-`contact_enrichment_batch` reads the record and does not submit an erased URL again unless
-`CRUST_ALLOW_REENRICH_ERASED=true`. A plan that names the person and whose results are not loaded
-yet is reported (`Erasure.unloaded_plans`; the CLI warns and exits 1): its enriched_contacts run
-would write the person's row back, so `forget` has to be run again after it.
+The erasure log. Each `forget` run writes one new, immutable file
+`<data>/erasures/runs/<time>-<random>.parquet` (the URLs, when, which partitions and files held
+them: never the contact values), and readers take the union of all of them plus the single
+`<data>/erasures/erasures.parquet` that older versions appended to (still read, never written).
+One file per run means two runs never overwrite each other's record, with or without a lock and
+on any store. It is written *before* the files are rewritten: if the rewrite is interrupted,
+re-planning is already refused and running `forget` again finishes it. `contact_enrichment_batch`
+does not submit an erased URL again unless `CRUST_ALLOW_REENRICH_ERASED=true`. A plan that names
+the person and whose results are not loaded yet is reported (`Erasure.unloaded_plans`; the CLI
+warns and exits 1).
+
+Why a race cannot undo an erasure: a writer of contact rows (an `enriched_contacts` load,
+`contacts_latest`, a plan's reused rows and its URLs to submit or borrow) reads the warehouse
+long before it publishes. So every writer passes its output through the *erasure fence* as it
+publishes (`publish_contacts`, `erasure_fence`): it reads the erasure log at the last moment,
+drops the people it names from what it is about to publish, and publishes.
+- Local root: the fence is an exclusive `flock` on `<data>/erasures/lock`, held by each writer
+  for its filter-and-rename only (the slow work happens before), and by `forget` for its record
+  and rewrite. A writer is therefore wholly before a `forget` (whose rewrite then sees and cleans
+  its file) or wholly after it (and reads the record). `forget` runs are serialised too.
+- Object store (no lock exists): the fence is time-based. A writer re-reads the log right before
+  its upload and again right after it; if someone was erased in between it scrubs and uploads
+  again. `forget` records first, rewrites, then waits `CRUST_ERASURE_SETTLE_SECONDS` (default 15)
+  so that every writer that read the log before the record has finished its upload, and verifies.
+  This holds as long as a writer's fenced step (log read to upload done) is shorter than the
+  settle time; a slower writer still cleans its own file when it re-reads the log afterwards.
+  On either store `forget` re-reads every file after rewriting and checks that none of the erased
+  URLs remain; if one does, it rewrites again (up to `CRUST_ERASURE_VERIFY_ROUNDS`, default 5)
+  and, if it still cannot, says so: `ForgetReport.unverified` names the files (CLI exit 1).
+  One limit on an object store: a load that publishes a file while `forget` rewrites that same
+  file can lose to `forget`'s copy (the older rows minus the person); run the load again.
+
+Wrong roots: a root with no `warehouse/` is refused (`ErasureRefused`): a typo must not report
+"0 rows removed" and start an erasure log nobody reads; a new root is accepted with
+`new_root=True` (`--new-root`). Files that are symbolic links are refused, naming the file and
+its target: an atomic rewrite would replace the link by a plain file and leave the person in the
+target. Nothing is recorded or rewritten when a refusal is raised.
 
 Every read, listing, rewrite and delete goes through `DataLayout`, so the data root may be local
 or an object store (`s3://bucket/prefix`); the steps and their order are the same on both.
@@ -40,23 +70,33 @@ log; none of them holds contact values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from crust_assets.profile_urls import normalize_profile_url
-from crust_assets.storage import DataLayout
+from crust_assets.storage import DataLayout, file_lock, write_parquet_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 
 # A hidden temp file this old belongs to a writer that died (killed mid-write): it may hold
 # anybody's contact rows, so `forget` deletes it. Younger ones may be a live write: reported.
 STALE_TEMP_SECONDS = 3600
 ERASURES_DIR = "erasures"
-ERASURES_FILE = "erasures.parquet"
+ERASURES_FILE = "erasures.parquet"  # the log of older versions: read, never written
+RUNS_DIR = "runs"  # one immutable file per forget run
+LOCK_FILE = "lock"
+LOCK_TIMEOUT_ENV = "CRUST_ERASURE_LOCK_TIMEOUT_SECONDS"
+SETTLE_ENV = "CRUST_ERASURE_SETTLE_SECONDS"
+ROUNDS_ENV = "CRUST_ERASURE_VERIFY_ROUNDS"
 # contacts_latest carries the partition date as a column (same as assets.PARTITIONED_...).
 LATEST_SCHEMA = ENRICHED_CONTACTS_SCHEMA.append(pa.field("date", pa.string()))
 ERASURES_SCHEMA = pa.schema(
@@ -67,10 +107,45 @@ ERASURES_SCHEMA = pa.schema(
         pa.field("files", pa.list_(pa.string())),  # files rewritten, relative to the data root
     ]
 )
+# Called as hook(writer, moment) by every writer of contact rows, at "staged" (its rows are read
+# and written to a private file, the fence is not entered yet) and at "fenced" (it holds the
+# fence, has re-read the log, and publishes next). Empty in production; it exists so that tests
+# can run a real `forget` at exactly the instant a race needs, instead of hoping for it.
+publish_hooks: list[Callable[[str, str], None]] = []
 
 
 class ErasureInputError(ValueError):
     """Some values are not profile URLs: nothing was erased (the message lists them)."""
+
+
+class ErasureRefused(ValueError):
+    """The data root is not one to erase in (no warehouse/, a symlinked file): nothing done."""
+
+
+@dataclass(frozen=True)
+class ErasureSettings:
+    """How long the fence may be waited for, and how `forget` verifies on an object store."""
+
+    lock_timeout_seconds: float = 600.0  # waiting for the local lock, then a clear error
+    settle_seconds: float = 15.0  # object store: longest fenced step of a writer
+    verify_rounds: int = 5  # verify passes (each rewriting what it found) before giving up
+
+    @classmethod
+    def from_env(cls) -> ErasureSettings:
+        def number(name: str, default: float) -> float:
+            raw = os.environ.get(name, "").strip()
+            try:
+                value = float(raw) if raw else default
+            except ValueError:
+                raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
+            if value < 0:
+                raise ValueError(f"{name} must not be negative, got {raw!r}")
+            return value
+
+        rounds = number(ROUNDS_ENV, cls.verify_rounds)
+        if rounds < 1 or rounds != int(rounds):
+            raise ValueError(f"{ROUNDS_ENV} must be a whole number of at least 1")
+        return cls(number(LOCK_TIMEOUT_ENV, 600.0), number(SETTLE_ENV, 15.0), int(rounds))
 
 
 @dataclass
@@ -93,15 +168,28 @@ class ForgetReport:
     erasures: list[Erasure]
     removed_temp_files: list[str] = field(default_factory=list)
     live_temp_files: list[str] = field(default_factory=list)
+    record: str = ""  # the erasure log file this run wrote, relative to the data root
+    verify_passes: int = 0
+    # file -> erased URLs still in it after the last verify pass: the erasure is NOT complete
+    unverified: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
         """False when something may still write the people back or still holds their data."""
-        return not self.live_temp_files and not any(e.unloaded_plans for e in self.erasures)
+        return (
+            not self.live_temp_files
+            and not self.unverified
+            and not any(e.unloaded_plans for e in self.erasures)
+        )
 
 
 def erasures_path(layout: DataLayout) -> PurePath:
+    """The erasure log of older versions (one file, appended to by rewriting): read only."""
     return layout.root / ERASURES_DIR / ERASURES_FILE
+
+
+def erasure_runs_dir(layout: DataLayout) -> PurePath:
+    return layout.root / ERASURES_DIR / RUNS_DIR
 
 
 def normalise_urls(values: Iterable[str]) -> list[str]:
@@ -119,47 +207,225 @@ def normalise_urls(values: Iterable[str]) -> list[str]:
     return canonical
 
 
+def erasure_log(layout: DataLayout) -> pa.Table:
+    """Every erasure recorded under this root: the old single file, then each run's, in order."""
+    paths = [erasures_path(layout)] if layout.exists(erasures_path(layout)) else []
+    paths += layout.find(erasure_runs_dir(layout), "*.parquet")  # named by time: sorted
+    tables = [layout.read_table(path, schema=ERASURES_SCHEMA) for path in paths]
+    return pa.concat_tables(tables) if tables else ERASURES_SCHEMA.empty_table()
+
+
 def erased_urls(layout: DataLayout) -> set[str]:
     """Every profile URL ever erased under this data root (empty when nothing was)."""
-    path = erasures_path(layout)
-    if not layout.exists(path):
-        return set()
-    return set(layout.read_table(path, columns=["profile_url"]).column(0).to_pylist())
+    return set(erasure_log(layout).column("profile_url").to_pylist())
+
+
+# ---- the fence: what writers of contact rows go through ------------------------------------------
+def _pause(writer: str, moment: str) -> None:
+    for hook in list(publish_hooks):
+        hook(writer, moment)
+
+
+@contextlib.contextmanager
+def erasure_fence(
+    layout: DataLayout, writer: str, settings: ErasureSettings | None = None
+) -> Iterator[frozenset[str]]:
+    """Enter the fence (the local lock; nothing to hold on an object store) and yield the erased
+    URLs as of now. Publish inside the block, and only what is not erased."""
+    settings = settings or ErasureSettings.from_env()
+    _pause(writer, "staged")
+    if layout.is_local:
+        lock = file_lock(
+            Path(layout.root) / ERASURES_DIR / LOCK_FILE,
+            timeout=settings.lock_timeout_seconds,
+            holder=writer,
+        )
+    else:
+        lock = contextlib.nullcontext()
+    with lock:
+        erased = frozenset(erased_urls(layout))
+        _pause(writer, "fenced")
+        yield erased
+
+
+@dataclass(frozen=True)
+class Published:
+    rows: int  # rows in the published file
+    dropped: int  # rows of people erased while the writer worked, dropped at publish time
+
+
+def publish_contacts(
+    layout: DataLayout,
+    target: PurePath,
+    write: Callable[[Path], int],
+    writer: str,
+    settings: ErasureSettings | None = None,
+) -> Published:
+    """Publish a file of contact rows through the erasure fence.
+
+    `write` fills a private local Parquet file (with `profile_url`) and returns its row count: the
+    slow part, outside the fence. Inside it, the people erased by then are dropped from that file
+    and it is renamed or uploaded. On an object store the log is read again after the upload and
+    the file scrubbed and uploaded again if someone was erased meanwhile (see the module doc).
+    """
+    settings = settings or ErasureSettings.from_env()
+    with layout.staged(target) as staged:
+        rows = write(staged.path)
+        with erasure_fence(layout, writer, settings) as erased:
+            dropped = scrub_file(staged.path, erased)
+            staged.commit()
+        for _ in range(0 if layout.is_local else settings.verify_rounds):
+            later = frozenset(erased_urls(layout))
+            if later <= erased:
+                break
+            erased = later
+            again = scrub_file(staged.path, erased)
+            if again:
+                dropped += again
+                staged.commit()
+    return Published(rows - dropped, dropped)
+
+
+def scrub_file(path: Path, erased: frozenset[str] | set[str]) -> int:
+    """Drop the rows of `erased` people from a local Parquet file; returns how many."""
+    if not erased:
+        return 0
+    targets = pa.array(sorted(erased), pa.string())
+    hit = pc.is_in(pq.read_table(path, columns=["profile_url"]).column(0), value_set=targets)
+    dropped = pc.sum(hit).as_py() or 0
+    if dropped:
+        table = pq.read_table(path)
+        kept = table.filter(pc.invert(hit))
+        write_parquet_atomic(path, kept.to_batches(), table.schema)
+    return dropped
+
+
+# ---- forget -------------------------------------------------------------------------------------
+@dataclass
+class _Rewrite:
+    path: PurePath
+    schema: pa.Schema
+    date: str | None
+    found: list[str]
+    kept: pa.Table
 
 
 def forget(
-    layout: DataLayout, values: Sequence[str], *, now: datetime | None = None
+    layout: DataLayout,
+    values: Sequence[str],
+    *,
+    now: datetime | None = None,
+    settings: ErasureSettings | None = None,
+    new_root: bool = False,
 ) -> ForgetReport:
-    """Remove the people behind `values` from the warehouse and record the erasure."""
+    """Remove the people behind `values` from the warehouse, record it, and verify it."""
+    settings = settings or ErasureSettings.from_env()
     urls = normalise_urls(values)
+    check_root(layout, new_root=new_root)
     if not urls:
         return ForgetReport([])
     now = now or datetime.now(timezone.utc)
     targets = pa.array(urls, pa.string())
     erasures = {url: Erasure(url) for url in urls}
-    rewrites: list[tuple[PurePath, pa.Schema, pa.Table]] = []
+    report = ForgetReport(list(erasures.values()))
+    with erasure_fence(layout, "crust-assets forget", settings):
+        rewrites = _scan(layout, targets)
+        _count(layout, rewrites, erasures)
+        report.record = _record(layout, report.erasures, now)  # first: a rewrite is resumable
+        _write(layout, rewrites)
+    _verify(layout, targets, erasures, settings, report)
+    _note_unloaded_plans(layout, targets, erasures)
+    _clean_temp_files(layout, now, report)
+    return report
+
+
+def check_root(layout: DataLayout, *, new_root: bool = False) -> None:
+    """Refuse a root the pipeline never wrote (a typo) and symlinked data files; see module doc."""
+    warehouse = layout.root / "warehouse"
+    if not layout.is_dir(warehouse):
+        if not new_root:
+            raise ErasureRefused(
+                f"{layout.url(layout.root)} has no warehouse/ directory, so it is not a data "
+                "root the pipeline has written to (a typo in --data-dir or CRUST_DATA_DIR?). "
+                "Nothing was erased or recorded. To record erasures in a root the pipeline has "
+                "not run in yet, pass --new-root."
+            )
+        if layout.is_local:
+            Path(warehouse).mkdir(parents=True, exist_ok=True)
+    links = _symlinked_files(layout)
+    if links:
+        named = "\n  ".join(f"{path} -> {target}" for path, target in links)
+        raise ErasureRefused(
+            "these data files are symbolic links; rewriting one would replace the link with a "
+            "plain file and leave the person in its target. Nothing was erased or recorded. "
+            f"Replace each link with the file it points to, then run forget again:\n  {named}"
+        )
+
+
+def _symlinked_files(layout: DataLayout) -> list[tuple[str, str]]:
+    if not layout.is_local:
+        return []  # object stores have no links
+    found = []
+    for directory, pattern, _schema in _holding_places(layout):
+        for path in sorted(Path(directory).glob(pattern)):
+            if path.is_symlink():
+                found.append((str(path.relative_to(layout.root)), os.readlink(path)))
+    return found
+
+
+def _scan(layout: DataLayout, targets: pa.Array) -> list[_Rewrite]:
+    """Every file holding any of `targets`, with its rows without them."""
+    rewrites = []
     for path, schema, date in _files_holding_people(layout):
-        table = layout.read_table(path, schema=schema)
-        hit = pc.is_in(table.column("profile_url"), value_set=targets)
-        found = table.filter(hit).column("profile_url").to_pylist()
-        if not found:
-            continue
-        relative = str(path.relative_to(layout.root))
-        for url in found:
+        with contextlib.suppress(FileNotFoundError):  # replaced by a writer between list and read
+            table = layout.read_table(path, schema=schema)
+            hit = pc.is_in(table.column("profile_url"), value_set=targets)
+            found = table.filter(hit).column("profile_url").to_pylist()
+            if found:
+                rewrites.append(_Rewrite(path, schema, date, found, table.filter(pc.invert(hit))))
+    return rewrites
+
+
+def _count(layout: DataLayout, rewrites: list[_Rewrite], erasures: dict[str, Erasure]) -> None:
+    for rewrite in rewrites:
+        relative = str(rewrite.path.relative_to(layout.root))
+        for url in rewrite.found:
             erasure = erasures[url]
             erasure.rows_removed += 1
             if relative not in erasure.files:
                 erasure.files.append(relative)
-            if date is not None and date not in erasure.partitions:
-                erasure.partitions.append(date)
-        rewrites.append((path, schema, table.filter(pc.invert(hit))))
-    _record(layout, list(erasures.values()), now)  # first: an interrupted rewrite is resumable
-    for path, schema, kept in rewrites:
-        layout.write_batches(path, kept.to_batches(), schema)
-    _note_unloaded_plans(layout, targets, erasures)
-    report = ForgetReport(list(erasures.values()))
-    _clean_temp_files(layout, now, report)
-    return report
+            if rewrite.date is not None and rewrite.date not in erasure.partitions:
+                erasure.partitions.append(rewrite.date)
+
+
+def _write(layout: DataLayout, rewrites: list[_Rewrite]) -> None:
+    for rewrite in rewrites:
+        layout.write_batches(rewrite.path, rewrite.kept.to_batches(), rewrite.schema)
+
+
+def _verify(
+    layout: DataLayout,
+    targets: pa.Array,
+    erasures: dict[str, Erasure],
+    settings: ErasureSettings,
+    report: ForgetReport,
+) -> None:
+    """Re-read every file until none holds the people, rewriting what a race put back."""
+    for attempt in range(1, settings.verify_rounds + 1):
+        if not layout.is_local:
+            time.sleep(settings.settle_seconds)  # writers that read the log before our record
+        report.verify_passes = attempt
+        dirty = _scan(layout, targets)
+        if not dirty:
+            report.unverified = {}
+            return
+        report.unverified = {str(r.path.relative_to(layout.root)): r.found for r in dirty}
+        if attempt == settings.verify_rounds:
+            return
+        with erasure_fence(layout, "crust-assets forget", settings):
+            again = _scan(layout, targets)
+            _count(layout, again, erasures)
+            _write(layout, again)
 
 
 def _note_unloaded_plans(
@@ -217,22 +483,32 @@ def _unloaded_plans(layout: DataLayout) -> list[PurePath]:
     return plans
 
 
+def _holding_places(layout: DataLayout) -> list[tuple[PurePath, str, pa.Schema]]:
+    """(directory, pattern, contract schema) of every kind of file with contact rows."""
+    return [
+        (
+            layout.warehouse_dataset("enriched_contacts"),
+            "date=*/*.parquet",
+            ENRICHED_CONTACTS_SCHEMA,
+        ),
+        (layout.warehouse_dataset("contacts_latest"), "*.parquet", LATEST_SCHEMA),
+        (_staging_plans(layout), "date=*/*.reused.parquet", ENRICHED_CONTACTS_SCHEMA),
+    ]
+
+
 def _files_holding_people(layout: DataLayout) -> list[tuple[PurePath, pa.Schema, str | None]]:
     """(file, its contract schema, partition date or None) for every file with contact rows."""
     files: list[tuple[PurePath, pa.Schema, str | None]] = []
-    enriched = layout.warehouse_dataset("enriched_contacts")
-    for path in layout.find(enriched, "date=*/*.parquet"):
-        files.append((path, ENRICHED_CONTACTS_SCHEMA, path.parent.name.removeprefix("date=")))
-    for path in layout.find(layout.warehouse_dataset("contacts_latest"), "*.parquet"):
-        files.append((path, LATEST_SCHEMA, None))
-    for path in layout.find(_staging_plans(layout), "date=*/*.reused.parquet"):
-        files.append((path, ENRICHED_CONTACTS_SCHEMA, None))
+    for directory, pattern, schema in _holding_places(layout):
+        partitioned = directory == layout.warehouse_dataset("enriched_contacts")
+        for path in layout.find(directory, pattern):
+            date = path.parent.name.removeprefix("date=") if partitioned else None
+            files.append((path, schema, date))
     return files
 
 
-def _record(layout: DataLayout, erasures: list[Erasure], now: datetime) -> None:
-    """Append to the erasure log (read, extend, rewrite atomically: it stays small)."""
-    path = erasures_path(layout)
+def _record(layout: DataLayout, erasures: list[Erasure], now: datetime) -> str:
+    """Write this run's erasures to a new file of its own (never rewritten: see module doc)."""
     rows = pa.Table.from_pylist(
         [
             {
@@ -245,6 +521,7 @@ def _record(layout: DataLayout, erasures: list[Erasure], now: datetime) -> None:
         ],
         schema=ERASURES_SCHEMA,
     )
-    if layout.exists(path):
-        rows = pa.concat_tables([layout.read_table(path, schema=ERASURES_SCHEMA), rows])
+    name = f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:12]}.parquet"
+    path = erasure_runs_dir(layout) / name
     layout.write_batches(path, rows.to_batches(), ERASURES_SCHEMA)
+    return str(path.relative_to(layout.root))

@@ -15,8 +15,10 @@ Every read, listing and existence check goes through `DataLayout`, which knows t
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -269,6 +271,71 @@ class DataLayout:
             upload_atomic(self.fs, local, str(target))
         return result
 
+    @contextlib.contextmanager
+    def staged(self, target: PurePath) -> Iterator[StagedFile]:
+        """`publish` in two steps: fill `path`, look at it (or rewrite it), then `commit()`.
+
+        For writers that must decide at the last moment what goes out (the erasure fence in
+        erasure.py): the slow write happens first, and only the check and the rename (or the
+        upload) happen while the fence is held. Leaving the block without `commit()` publishes
+        nothing, and the local file is removed either way.
+        """
+        if self.is_local:
+            final = Path(target)
+            ensure_dir(final.parent)
+            temp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
+            try:
+                yield StagedFile(temp, lambda: _replace(temp, final, configured_file_mode()))
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    temp.unlink()
+            return
+        with tempfile.TemporaryDirectory(prefix="crust-spool-") as spool:
+            local = Path(spool) / PurePosixPath(target).name
+            yield StagedFile(local, lambda: upload_atomic(self.fs, local, str(target)))
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A file written but not published yet (`DataLayout.staged`)."""
+
+    path: Path  # local: fill it (e.g. with write_parquet_atomic), rewrite it at will
+    commit: Callable[[], None]  # makes it the target in one step
+
+
+class LockTimeout(TimeoutError):
+    """A lock stayed held longer than the caller was willing to wait (the message says by whom)."""
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, timeout: float, holder: str) -> Iterator[None]:
+    """Hold an exclusive `flock` on `path` (created owner-only), waiting up to `timeout` s.
+
+    Why flock: the kernel drops it when its holder dies, however it dies, so a killed process
+    never leaves the lock taken. The holder's description is written into the file, so a waiter
+    that gives up can say who holds it. Local filesystems only (an object store has no lock).
+    """
+    ensure_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, configured_file_mode())
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    held_by = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+                    raise LockTimeout(
+                        f"{path} is still held after {timeout:g} s (by {held_by})"
+                    ) from None
+                time.sleep(0.02)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{holder}, pid {os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
 
 # Filesystems on which an upload becomes visible, whole, only when it completes (S3 PUT and
 # multipart, GCS resumable uploads, Azure block lists, fsspec's in-memory store).
@@ -340,14 +407,19 @@ def atomic_path(
         os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
     try:
         yield temp
-        os.chmod(temp, mode)
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-        _fsync_dir(target.parent)
+        _replace(temp, target, mode)
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
+
+
+def _replace(temp: Path, target: Path, mode: int) -> None:
+    """Give a finished temp file its mode, flush it, and rename it over `target` (durably)."""
+    os.chmod(temp, mode)
+    with open(temp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp, target)
+    _fsync_dir(target.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -23,6 +23,7 @@ from crust_assets.crustdata import (
     CrustdataClient,
     CrustdataError,
     DownloadError,
+    InvalidRequestError,
     NotFoundError,
 )
 from crust_assets.emulator import EmulatorProcess
@@ -82,12 +83,14 @@ def test_no_key_or_signature_anywhere(
         time.sleep(2.1)
         assert len(list(client.iter_results(batch))) == 4
 
-        # Truncated download: DownloadError mentions the (redacted) URL.
-        emulator.admin.set_faults(truncate_next_downloads=1)
+        # Truncated download (every try, so the per-part retries give up): DownloadError
+        # mentions the (redacted) URL.
+        emulator.admin.set_faults(truncate_next_downloads=100)
         fresh = client.status(batch_id)
         with pytest.raises(DownloadError) as info:
             list(client.iter_results(fresh))
         errors.append(info.value)
+        emulator.admin.set_faults(truncate_next_downloads=0)
 
         # Unknown batch.
         with pytest.raises(NotFoundError) as info:
@@ -131,3 +134,63 @@ def test_no_key_or_signature_anywhere(
     for text, what in ((logged, "caplog"), (captured.out, "stdout"), (captured.err, "stderr")):
         assert_clean(text, what)
         assert wrong not in text
+
+
+TOKEN = "whk-TOKEN-UNMISTAKABLE-93b1c0de"
+HOOK = f"http://127.0.0.1:9/hooks/crustdata/{TOKEN}"
+
+
+def assert_no_secret(value: object, what: str) -> None:
+    text = repr(value)
+    assert KEY not in text, f"API key leaked into {what}"
+    assert TOKEN not in text and "/hooks/crustdata" not in text, f"token leaked into {what}"
+
+
+def test_echoed_key_and_webhook_url_are_scrubbed(
+    emulator_factory: Callable[..., EmulatorProcess],
+) -> None:
+    """A 400 and a failed job that echo the key and the webhook URL, over real HTTP."""
+    emulator = emulator_factory(api_key=KEY, faults={"echo_secrets": True})
+    urls = ["https://www.linkedin.com/in/echo-test"]
+    with CrustdataClient(KEY, emulator.base_url, timeout=5.0) as client:
+        emulator.admin.set_faults(reject_next_submits=1)
+        with pytest.raises(InvalidRequestError) as info:
+            client.submit(urls, ["business_email"], webhook_url=HOOK)
+        error = info.value
+        # The server did echo both (so the checks below are not vacuous) ...
+        assert "webhook_url: http://127.0.0.1:9/***" in str(error)
+        assert error.details["api_key"] == "***" and error.details["parameter"] == "webhook_url"
+        assert error.details["webhook_url"] == "http://127.0.0.1:9/***"
+        # ... and nothing of them reached the exception.
+        for text, what in (
+            (str(error), "str(error)"),
+            ("".join(traceback.format_exception(error)), "traceback"),
+            (error.details, "details"),
+            (error.args, "args"),
+        ):
+            assert_no_secret(text, what)
+
+        emulator.admin.set_faults(fail_next_jobs=1)
+        batch_id = client.submit(urls, ["business_email"], webhook_url=HOOK).batch_id
+        failed = client.wait_until_terminal(batch_id, poll_interval=0.1, timeout=10)
+        assert failed.status == "failed" and failed.error_message
+        assert "request key ***, callback http://127.0.0.1:9/***" in failed.error_message
+        assert_no_secret(failed, "status()")
+        assert_no_secret(list(client.list_batches()), "list_batches()")
+
+
+def test_a_configured_webhook_url_is_scrubbed_without_a_submit(
+    emulator_factory: Callable[..., EmulatorProcess],
+) -> None:
+    """A poll-only client (a sensor tick that submits nothing) still knows the token."""
+    emulator = emulator_factory(api_key=KEY, faults={"echo_secrets": True, "fail_next_jobs": 1})
+    with CrustdataClient(KEY, emulator.base_url) as submitter:
+        batch_id = submitter.submit(
+            ["https://www.linkedin.com/in/echo-poll"], ["business_email"], webhook_url=HOOK
+        ).batch_id
+    with CrustdataClient(KEY, emulator.base_url, secrets=[HOOK]) as poller:
+        failed = poller.wait_until_terminal(batch_id, poll_interval=0.1, timeout=10)
+    assert failed.error_message and "callback http://127.0.0.1:9/***" in failed.error_message
+    assert_no_secret(failed, "status()")
+    with CrustdataClient(KEY, emulator.base_url) as unaware:  # proves the echo is real
+        assert TOKEN in (unaware.status(batch_id).error_message or "")

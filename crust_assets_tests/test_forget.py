@@ -21,7 +21,7 @@ import pytest
 from crust_assets import cli
 from crust_assets.defs.assets import PARTITIONED_CONTACTS_SCHEMA
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets.erasure import ERASURES_SCHEMA, LATEST_SCHEMA, erasures_path
+from crust_assets.erasure import LATEST_SCHEMA, erasure_log
 from crust_assets.storage import (
     DataLayout,
     configured_dir_mode,
@@ -166,7 +166,7 @@ def test_forget_removes_a_person_everywhere_and_refuses_to_buy_them_again(
         data = path.read_bytes()
         assert not [s for s in secrets if s in data], path
 
-    log = pq.read_table(erasures_path(layout), schema=ERASURES_SCHEMA).to_pylist()
+    log = erasure_log(layout).to_pylist()
     assert [r["profile_url"] for r in log] == [person, shared[7]]
     assert log[0]["partitions"] == [FIRST, SECOND]
     assert len(log[0]["files"]) == 4  # two partitions, contacts_latest, the reused rows
@@ -213,13 +213,21 @@ def test_forget_refuses_values_that_are_not_profiles_and_changes_nothing(
     )
     assert code == 2
     assert "company/acme" in capsys.readouterr().err
-    assert not erasures_path(layout).exists()
+    assert not (layout.root / "erasures").exists()
 
 
 def test_forget_before_any_enrichment_still_prevents_it(tmp_path: Path) -> None:
+    """A root the pipeline has not written yet is accepted when the user says it is new."""
     data = tmp_path / "data"
     result = subprocess.run(
-        [sys.executable, "-m", "crust_assets.cli", "forget", "linkedin.com/in/Not-Yet"],
+        [
+            sys.executable,
+            "-m",
+            "crust_assets.cli",
+            "forget",
+            "linkedin.com/in/Not-Yet",
+            "--new-root",
+        ],
         env={**os.environ, "CRUST_DATA_DIR": str(data)},
         capture_output=True,
         text=True,
@@ -227,7 +235,7 @@ def test_forget_before_any_enrichment_still_prevents_it(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "https://www.linkedin.com/in/not-yet: 0 rows removed" in result.stdout
-    log = pq.read_table(erasures_path(DataLayout(data))).to_pylist()
+    log = erasure_log(DataLayout(data)).to_pylist()
     assert log[0]["profile_url"] == "https://www.linkedin.com/in/not-yet"
     assert log[0]["partitions"] == []
 
@@ -248,7 +256,7 @@ def test_forget_warns_about_a_plan_whose_results_are_not_loaded_yet(
     assert code == 1
     err = capsys.readouterr().err
     assert f"date={FIRST}" in err and "run forget after it" in err
-    assert erasures_path(pipeline.layout).exists()  # recorded all the same
+    assert erasure_log(pipeline.layout).num_rows == 1  # recorded all the same
 
 
 def test_forget_deletes_temp_files_left_by_dead_writers_and_reports_live_ones(

@@ -7,8 +7,9 @@ root, written atomically with the contract schema; Dagster keeps lineage and met
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import dagster as dg
@@ -40,9 +41,10 @@ from crust_assets.defs.metadata import (
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.pools import PLANNER_POOL
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
+from crust_assets.erasure import erased_urls, erasure_fence, publish_contacts
 from crust_assets.ingest import JobLedger, PartStats, coalesce_batches, job_batches
 from crust_assets.job_queue import MAX_URLS_PER_JOB, PlanState, job_count_for
-from crust_assets.storage import DataLayout
+from crust_assets.storage import DataLayout, write_parquet_atomic, write_table_atomic
 from crust_assets.table import (
     COLUMN_CREDITS,
     ENRICHED_CONTACTS_SCHEMA,
@@ -153,8 +155,6 @@ def contact_enrichment_batch(
         layout.staging_partition("contact_url_list", date), columns=["profile_url"]
     )
     # People erased with `crust-assets forget` are not bought back unless explicitly allowed.
-    from crust_assets.erasure import erased_urls
-
     erased = set() if enrichment.allow_reenrich_erased else erased_urls(layout)
     refused_erased = 0
     if erased:
@@ -191,23 +191,17 @@ def contact_enrichment_batch(
             allow_retries=False,
         )
     plan_id = context.run.run_id
+    files = write_plan_files(
+        layout,
+        date,
+        plan_id,
+        PlanTables(to_submit, reused, borrowed),
+        refuse_erased=not enrichment.allow_reenrich_erased,
+    )
+    to_submit, reused, borrowed = files.tables.to_submit, files.tables.reused, files.tables.borrowed
+    refused_erased += files.refused_late
     job_count = job_count_for(to_submit.num_rows)
-    job_index = pa.array(
-        [i // MAX_URLS_PER_JOB for i in range(to_submit.num_rows)], type=pa.int32()
-    )
-    plan_table = pa.table(
-        {"job_index": job_index, "profile_url": to_submit.column("profile_url")},
-        schema=PLAN_SCHEMA,
-    )
-    plan_file = layout.staging_partition("contact_enrichment_batch", date, f"{plan_id}.parquet")
-    reused_file = layout.staging_partition(
-        "contact_enrichment_batch", date, f"{plan_id}.reused.parquet"
-    )
-    borrowed_file = layout.root / borrowed_path(str(plan_file.relative_to(layout.root)))
-    # One row group per job: the sensor reads exactly one job's URLs at submit time.
-    layout.write_table(plan_file, plan_table, row_group_size=MAX_URLS_PER_JOB)
-    layout.write_table(reused_file, reused)
-    layout.write_table(borrowed_file, borrowed)
+    plan_file, reused_file, borrowed_file = files.plan_file, files.reused_file, files.borrowed_file
     if borrowed.num_rows:
         context.log.info(
             f"{borrowed.num_rows} URLs of {date} are already being bought by "
@@ -233,6 +227,62 @@ def contact_enrichment_batch(
             "borrowed_file": str(borrowed_file.relative_to(layout.root)),
         }
     )
+
+
+@dataclass(frozen=True)
+class PlanTables:
+    """What a plan writes: URLs to submit, rows reused from partitions, URLs borrowed."""
+
+    to_submit: pa.Table
+    reused: pa.Table
+    borrowed: pa.Table
+
+
+@dataclass(frozen=True)
+class PlanFiles:
+    """The staging files a plan wrote, the tables as written, and the late erasures dropped."""
+
+    plan_file: PurePath
+    reused_file: PurePath
+    borrowed_file: PurePath
+    tables: PlanTables
+    refused_late: int
+
+
+def write_plan_files(
+    layout: DataLayout, date: str, plan_id: str, tables: PlanTables, *, refuse_erased: bool
+) -> PlanFiles:
+    """Write a plan's three staging files inside the erasure fence (see erasure.py).
+
+    The plan read the erasure log when it started, and a `forget` may have run since. Inside the
+    fence the log is read again and the people it names are dropped from the reused rows (contact
+    data, never published for an erased person) and, unless re-enriching them is allowed, from
+    the URLs to submit and to borrow: a plan made during a `forget` neither stores nor buys them.
+    """
+    plan_file = layout.staging_partition("contact_enrichment_batch", date, f"{plan_id}.parquet")
+    reused_file = plan_file.with_name(f"{plan_id}.reused.parquet")
+    borrowed_file = layout.root / borrowed_path(str(plan_file.relative_to(layout.root)))
+    with erasure_fence(layout, f"contact_enrichment_batch[{date}]") as erased:
+        gone = pa.array(sorted(erased), pa.string())
+        reused = without_urls(tables.reused, gone)
+        to_submit, borrowed = tables.to_submit, tables.borrowed
+        if refuse_erased:
+            to_submit, borrowed = without_urls(to_submit, gone), without_urls(borrowed, gone)
+        refused = tables.to_submit.num_rows + tables.borrowed.num_rows
+        refused -= to_submit.num_rows + borrowed.num_rows
+        job_index = pa.array(
+            [i // MAX_URLS_PER_JOB for i in range(to_submit.num_rows)], type=pa.int32()
+        )
+        plan_table = pa.table(
+            {"job_index": job_index, "profile_url": to_submit.column("profile_url")},
+            schema=PLAN_SCHEMA,
+        )
+        # One row group per job: the sensor reads exactly one job's URLs at submit time.
+        layout.write_table(plan_file, plan_table, row_group_size=MAX_URLS_PER_JOB)
+        layout.write_table(reused_file, reused)
+        layout.write_table(borrowed_file, borrowed)
+    written = PlanTables(to_submit, reused, borrowed)
+    return PlanFiles(plan_file, reused_file, borrowed_file, written, refused)
 
 
 def unfinished_plan_failure(instance: dg.DagsterInstance, date: str) -> dg.Failure | None:
@@ -367,7 +417,16 @@ def enriched_contacts(
     )
     target = layout.warehouse_partition("enriched_contacts", date)
     with crustdata.client() as client:
-        rows = layout.write_batches(target, loader.batches(client), ENRICHED_CONTACTS_SCHEMA)
+        published = publish_contacts(
+            layout,
+            target,
+            lambda path: write_parquet_atomic(
+                path, loader.batches(client), ENRICHED_CONTACTS_SCHEMA
+            ),
+            f"enriched_contacts[{date}]",
+        )
+    loader.erased_dropped += published.dropped  # erased while the rows were downloaded
+    rows = published.rows
     written = layout.read_table(target, schema=ENRICHED_CONTACTS_SCHEMA)
     stats = FillStats()
     stats.add(written)
@@ -450,8 +509,6 @@ class ContactsLoader:
         self.rows_reused = 0
         self.parts = PartStats()
         # People erased with `crust-assets forget` after this plan was made are not written back.
-        from crust_assets.erasure import erased_urls
-
         erased = erased_urls(layout)
         self.erased = pa.array(sorted(erased), pa.string()) if erased else None
         self.erased_dropped = 0
@@ -620,11 +677,15 @@ def contacts_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
     table = dataset.to_table() if dataset is not None else PARTITIONED_CONTACTS_SCHEMA.empty_table()
     latest = newest_per_profile(table).cast(PARTITIONED_CONTACTS_SCHEMA)
     target = layout.warehouse_dataset("contacts_latest") / "data.parquet"
-    layout.write_table(target, latest)
+    # The partitions were read above; people erased since are dropped as the file is published.
+    published = publish_contacts(
+        layout, target, lambda path: write_table_atomic(path, latest), "contacts_latest"
+    )
     partitions = len(pc.unique(table.column("date"))) if table.num_rows else 0
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": latest.num_rows,
+            "dagster/row_count": published.rows,
+            "rows_dropped_erased": published.dropped,
             "dagster/column_schema": column_schema(with_date=True),
             "partitions_read": partitions,
             "rows_read": table.num_rows,
