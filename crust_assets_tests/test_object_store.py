@@ -31,10 +31,10 @@ from crust_assets.defs.sensors import contact_url_list_file_sensor
 from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.emulator.synth import synthetic_contacts
 from crust_assets.erasure import (
-    ERASURES_SCHEMA,
     LATEST_SCHEMA,
+    ErasureSettings,
     erased_urls,
-    erasures_path,
+    erasure_log,
     forget,
 )
 from crust_assets.job_queue import QueueState
@@ -382,7 +382,7 @@ def test_forget_erases_a_person_from_every_object_and_refuses_to_buy_them_again(
     assert all(_count_url(layout, path, person) == 1 for path in holding)
 
     messy = person.replace("https://www.", "http://uk.").upper() + "/?trk=public_profile#x"
-    assert cli.main(["forget", messy, other, "--data-dir", root]) == 0
+    assert cli.main(["forget", messy, other, "--data-dir", root, "--settle-seconds", "1"]) == 0
 
     # Gone from every file, which keeps its contract schema and everybody else.
     for path, rows in zip(holding, (28, 38, 38, 28), strict=True):
@@ -398,7 +398,7 @@ def test_forget_erases_a_person_from_every_object_and_refuses_to_buy_them_again(
             assert not [r for r in found if secrets & set(_values(r))], key
     assert list(spool.glob("crust-spool-*")) == []
 
-    log = layout.read_table(erasures_path(layout), schema=ERASURES_SCHEMA).to_pylist()
+    log = erasure_log(layout).to_pylist()
     assert [r["profile_url"] for r in log] == [person, other]
     assert log[0]["partitions"] == [DATE, NEXT_DATE]
     assert sorted(log[0]["files"]) == sorted(str(p.relative_to(layout.root)) for p in holding)
@@ -429,12 +429,15 @@ def test_forget_on_a_bucket_reports_a_recent_temp_object_and_removes_a_stale_one
     temp = partition.parent / ".data.parquet.tmp-copied"
     layout.fs.pipe_file(str(temp), b"PAR1 half a file with someone's phone number")
 
-    assert cli.main(["forget", "linkedin.com/in/someone", "--data-dir", root]) == 1
+    args = ["forget", "linkedin.com/in/someone", "--data-dir", root, "--settle-seconds", "1"]
+    assert cli.main(args) == 1
     assert ".data.parquet.tmp-copied is being written" in capsys.readouterr().err
     assert layout.exists(temp)
 
     later = datetime.now(timezone.utc) + timedelta(hours=2)
-    report = forget(layout, ["linkedin.com/in/someone"], now=later)
+    report = forget(
+        layout, ["linkedin.com/in/someone"], now=later, settings=ErasureSettings(settle_seconds=1)
+    )
     assert report.complete
     assert report.removed_temp_files == [str(temp.relative_to(layout.root))]
     assert not layout.exists(temp)
