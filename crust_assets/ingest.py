@@ -49,7 +49,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from crust_assets.crustdata import BatchStatus, CrustdataClient, parse_result_line
+from crust_assets.crustdata import BatchStatus, CrustdataClient, DownloadLimits, parse_result_line
 from crust_assets.crustdata.download import open_decoded
 from crust_assets.crustdata.records import normalise_result_line
 from crust_assets.storage import write_parquet_atomic
@@ -84,6 +84,8 @@ __all__ = [
 BLOCK_BYTES = 8 * 1024 * 1024
 #: Arrow bytes of one part kept in memory before the rest is buffered in an IPC temp file.
 SPILL_BYTES = 16 * 1024 * 1024
+#: Longest result line read (env CRUST_RESULT_MAX_LINE_BYTES); a job's record is a few KiB.
+MAX_LINE_BYTES = DownloadLimits().max_line_bytes
 #: Rows per record batch handed to the Parquet writer by `coalesce_batches` (= row group size).
 COALESCE_ROWS = 65_536
 
@@ -190,6 +192,7 @@ def load_part(
     spill_bytes: int = SPILL_BYTES,
     tmp_dir: str | None = None,
     force_python: bool = False,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> LoadedPart:
     """One decompressed, seekable result part as record batches of the table.
 
@@ -200,7 +203,8 @@ def load_part(
     whose output file is written atomically, so a failure leaves nothing behind anyway), blocks
     stream through as they are converted, and a block the fast path cannot prove hands the rest
     of the part to the reference parser, from that block's first line. `force_python` skips the
-    fast path (tests and the benchmark compare the two).
+    fast path (tests and the benchmark compare the two). A line longer than `max_line_bytes` is
+    a `ResultFileError`, raised before more than that much of it is held in memory.
     """
     if not verify_first:
         return LoadedPart(
@@ -215,6 +219,7 @@ def load_part(
                 enriched_at=enriched_at,
                 block_bytes=block_bytes,
                 fast=not force_python,
+                max_line_bytes=max_line_bytes,
             ),
         )
     reason: str | None = "forced" if force_python else None
@@ -222,7 +227,7 @@ def load_part(
         spool = _Spool(spill_bytes, tmp_dir)
         try:
             # closing(): the reader thread must be stopped before the stream is read again.
-            with contextlib.closing(_blocks(stream, block_bytes, part)) as blocks:
+            with contextlib.closing(_blocks(stream, block_bytes, part, max_line_bytes)) as blocks:
                 for block in blocks:
                     batch, _ = _fast_block(block, batch_id=batch_id, enriched_at=enriched_at)
                     spool.add(batch)
@@ -235,11 +240,17 @@ def load_part(
         else:
             return LoadedPart(part, "arrow", spool.rows, None, lambda _: spool.drain())
     stream.seek(0)
-    rows = _check_lines(stream, batch_id=batch_id, part=part)
+    rows = _check_lines(stream, batch_id=batch_id, part=part, max_line_bytes=max_line_bytes)
 
     def python_batches(_: LoadedPart) -> Iterator[pa.RecordBatch]:
         stream.seek(0)
-        yield from _python_batches(stream, batch_id=batch_id, part=part, enriched_at=enriched_at)
+        yield from _python_batches(
+            stream,
+            batch_id=batch_id,
+            part=part,
+            enriched_at=enriched_at,
+            max_line_bytes=max_line_bytes,
+        )
 
     return LoadedPart(part, "python", rows, reason, python_batches)
 
@@ -252,11 +263,13 @@ def _streamed(
     enriched_at: datetime | None,
     block_bytes: int,
     fast: bool,
+    max_line_bytes: int,
 ) -> Iterator[pa.RecordBatch]:
     offset = lines = 0
     if fast:
         try:
-            with contextlib.closing(_blocks(stream, block_bytes, loaded.part)) as blocks:
+            blocks = _blocks(stream, block_bytes, loaded.part, max_line_bytes)
+            with contextlib.closing(blocks):
                 for block in blocks:
                     batch, newlines = _fast_block(block, batch_id=batch_id, enriched_at=enriched_at)
                     offset += len(block)
@@ -269,7 +282,12 @@ def _streamed(
             loaded.mode = "arrow+python" if offset else "python"
     stream.seek(offset)
     for batch in _python_batches(
-        stream, batch_id=batch_id, part=loaded.part, enriched_at=enriched_at, first_line=lines + 1
+        stream,
+        batch_id=batch_id,
+        part=loaded.part,
+        enriched_at=enriched_at,
+        first_line=lines + 1,
+        max_line_bytes=max_line_bytes,
     ):
         loaded.rows += batch.num_rows
         yield batch
@@ -282,19 +300,22 @@ def _python_batches(
     part: str,
     enriched_at: datetime | None,
     first_line: int = 1,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[pa.RecordBatch]:
     """The reference: the client's record parser and `record_to_row`, line by line."""
-    records = _parse_lines(stream, batch_id=batch_id, part=part, first_line=first_line)
+    records = _parse_lines(
+        stream, batch_id=batch_id, part=part, first_line=first_line, max_line_bytes=max_line_bytes
+    )
     yield from rows_to_batches(
         record_to_row(record, batch_id=batch_id, enriched_at=enriched_at) for record in records
     )
 
 
-def _check_lines(stream: IO[bytes], *, batch_id: str, part: str) -> int:
+def _check_lines(stream: IO[bytes], *, batch_id: str, part: str, max_line_bytes: int) -> int:
     """The reference parser's first pass: check every line, keep nothing; returns records."""
     rows = 0
     try:
-        for line_number, line in enumerate(stream, start=1):
+        for line_number, line in _lines(stream, part, max_line_bytes):
             if line.strip():
                 normalise_result_line(line, batch_id=batch_id, part=part, line_number=line_number)
                 rows += 1
@@ -304,14 +325,34 @@ def _check_lines(stream: IO[bytes], *, batch_id: str, part: str) -> int:
 
 
 def _parse_lines(
-    stream: IO[bytes], *, batch_id: str, part: str, first_line: int = 1
+    stream: IO[bytes], *, batch_id: str, part: str, first_line: int = 1, max_line_bytes: int
 ) -> Iterator[Any]:
     try:
-        for line_number, line in enumerate(stream, start=first_line):
+        for line_number, line in _lines(stream, part, max_line_bytes, first_line):
             if line.strip():
                 yield parse_result_line(line, batch_id=batch_id, part=part, line_number=line_number)
     except (EOFError, gzip.BadGzipFile, zlib.error) as error:
         raise _file_error(part, error) from None
+
+
+def _lines(
+    stream: IO[bytes], part: str, max_line_bytes: int, first_line: int = 1
+) -> Iterator[tuple[int, bytes]]:
+    """`enumerate(stream)`, but a line is never read past `max_line_bytes` (+ its line break)."""
+    line_number = first_line
+    while line := stream.readline(max_line_bytes + 1):
+        if len(line) - line.endswith(b"\n") > max_line_bytes:
+            raise _line_error(part, line_number, max_line_bytes)
+        yield line_number, line
+        line_number += 1
+
+
+def _line_error(part: str, line_number: int | None, max_line_bytes: int) -> ResultFileError:
+    where = f"line {line_number}" if line_number is not None else "a line"
+    return ResultFileError(
+        f"{part}: {where} is longer than {max_line_bytes} bytes (limit max_line_bytes; raise "
+        "it with CRUST_RESULT_MAX_LINE_BYTES)"
+    )
 
 
 def _file_error(part: str, error: BaseException) -> ResultFileError:
@@ -327,12 +368,13 @@ def _read(stream: IO[bytes], size: int, part: str) -> bytes:
         raise _file_error(part, error) from None
 
 
-def _blocks(stream: IO[bytes], block_bytes: int, part: str) -> Iterator[bytes]:
+def _blocks(stream: IO[bytes], block_bytes: int, part: str, max_line_bytes: int) -> Iterator[bytes]:
     """Newline-aligned blocks of a stream, from its start; later blocks come from a thread.
 
     zlib releases the GIL while it inflates and Arrow while it parses, so on two cores reading
     the next block overlaps with parsing this one. A part that fits in one block (every part of
-    a <= 300-URL job) never starts the thread.
+    a <= 300-URL job) never starts the thread. No block holds a line over `max_line_bytes`, and
+    an unfinished line is dropped with an error as soon as it grows past that.
     """
     stream.seek(0)
     first = _read(stream, block_bytes, part)
@@ -340,24 +382,39 @@ def _blocks(stream: IO[bytes], block_bytes: int, part: str) -> Iterator[bytes]:
         more = _read(stream, block_bytes, part)  # a short read is the end, but make sure
         if not more:
             if first:
-                yield first
+                yield _short_lines(first, part, max_line_bytes)
             return
         first += more
-    yield from in_thread(lambda: _split_blocks(stream, first, block_bytes, part))
+    yield from in_thread(lambda: _split_blocks(stream, first, block_bytes, part, max_line_bytes))
 
 
-def _split_blocks(stream: IO[bytes], first: bytes, block_bytes: int, part: str) -> Iterator[bytes]:
+def _split_blocks(
+    stream: IO[bytes], first: bytes, block_bytes: int, part: str, max_line_bytes: int
+) -> Iterator[bytes]:
     rest = b""
     data = first
     while data:
         data = rest + data
         cut = data.rfind(b"\n") + 1
         if cut:
-            yield data[:cut]
+            yield _short_lines(data[:cut], part, max_line_bytes)
         rest = data[cut:]
+        if len(rest) > max_line_bytes:
+            raise _line_error(part, None, max_line_bytes)
         data = _read(stream, block_bytes, part)
     if rest:
         yield rest
+
+
+def _short_lines(block: bytes, part: str, max_line_bytes: int) -> bytes:
+    """`block`, after checking (at memory speed) that none of its lines is over the cap."""
+    if len(block) <= max_line_bytes:
+        return block
+    breaks = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 0x0A)
+    bounds = np.concatenate(([-1], breaks, [len(block)]))
+    if int(np.diff(bounds).max()) - 1 > max_line_bytes:
+        raise _line_error(part, None, max_line_bytes)
+    return block
 
 
 T = TypeVar("T")
@@ -743,7 +800,12 @@ def job_batches(
         return
     for part, stream in client.open_result_parts(status):
         loaded = load_part(
-            stream, batch_id=batch_id, part=part, enriched_at=enriched_at, tmp_dir=tmp_dir
+            stream,
+            batch_id=batch_id,
+            part=part,
+            enriched_at=enriched_at,
+            tmp_dir=tmp_dir,
+            max_line_bytes=client.download_limits.max_line_bytes,
         )
         if stats is not None:
             stats.add(loaded)
@@ -864,6 +926,7 @@ def ingest_files(
     dedupe: bool = True,
     force_python: bool = False,
     tmp_dir: str | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> IngestReport:
     """Turn result files into one `enriched_contacts` Parquet file, written atomically.
 
@@ -893,6 +956,7 @@ def ingest_files(
                     verify_first=False,
                     tmp_dir=tmp_dir,
                     force_python=force_python,
+                    max_line_bytes=max_line_bytes,
                 )
                 for batch in loaded.batches():
                     if ledger is not None:

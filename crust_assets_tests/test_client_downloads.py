@@ -18,6 +18,7 @@ from crust_assets.crustdata import (
     BatchStatus,
     CrustdataClient,
     DownloadError,
+    DownloadLimits,
     Email,
     ResultParseError,
     ResultRecord,
@@ -143,7 +144,8 @@ def test_truncated_download_is_a_download_error_then_a_retry_works(
     emulator: EmulatorProcess,
 ) -> None:
     urls = profile_urls(5, "trunc")
-    with make_client(emulator) as client:
+    # One download per part: what the caller sees once a part's own attempts are used up.
+    with make_client(emulator, download_limits=DownloadLimits(part_attempts=1)) as client:
         batch = run_job(client, urls)
         emulator.admin.set_faults(truncate_next_downloads=1)
         got: list[ResultRecord] = []
@@ -159,12 +161,26 @@ def test_truncated_download_is_a_download_error_then_a_retry_works(
         assert [r.profile_url for r in client.iter_results(batch)] == urls
 
 
+def test_a_part_truncated_on_its_first_downloads_heals_by_itself(
+    emulator_factory: Callable[..., EmulatorProcess],
+) -> None:
+    emulator = emulator_factory(part_size=3)
+    urls = profile_urls(8, "trunc-heal")
+    with make_client(emulator) as client:
+        batch = run_job(client, urls)
+        # Three broken downloads in a row (default: 4 downloads per part), then good ones.
+        emulator.admin.set_faults(truncate_next_downloads=3)
+        records = list(client.iter_results(batch))
+    assert [r.profile_url for r in records] == urls  # each record once, in order
+    assert emulator.admin.faults()["truncate_next_downloads"] == 0
+
+
 def test_truncation_in_a_later_part_yields_no_record_of_that_part(
     emulator_factory: Callable[..., EmulatorProcess],
 ) -> None:
     emulator = emulator_factory(part_size=3)
     urls = profile_urls(7, "trunc-late")
-    with make_client(emulator) as client:
+    with make_client(emulator, download_limits=DownloadLimits(part_attempts=1)) as client:
         batch = run_job(client, urls)
         records = client.iter_results(batch)
         got = [next(records) for _ in range(3)]  # all of part-000

@@ -28,6 +28,7 @@ from .errors import (
     TooManyActiveJobsError,
     TransportError,
 )
+from .limits import DownloadLimits
 from .models import (
     BATCH_ID_PATTERN,
     FIELD_CREDITS,
@@ -56,6 +57,7 @@ __all__ = [
     "CrustdataClient",
     "CrustdataError",
     "DownloadError",
+    "DownloadLimits",
     "Email",
     "InsufficientCreditsError",
     "InvalidRequestError",

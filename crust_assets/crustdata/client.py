@@ -39,7 +39,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import SecretStr, ValidationError
 
-from .download import download_part, open_decoded
+from .download import PartFile, fetch_part, shown_part_name
 from .errors import (
     AmbiguousSubmissionError,
     AuthenticationError,
@@ -55,10 +55,12 @@ from .errors import (
     TooManyActiveJobsError,
     TransportError,
 )
-from .models import FIELDS, BatchStatus, ResultRecord, SubmitResponse, is_batch_id, part_name
+from .limits import DownloadLimits
+from .models import FIELDS, BatchStatus, ResultRecord, SubmitResponse, is_batch_id
 from .records import normalise_result_line, parse_result_line
 from .redact import SecretScrubber, install_log_redaction, redact_url
 from .retry import RetryPolicy, parse_retry_after
+from .urlcheck import UrlGuard
 
 __all__ = [
     "API_VERSION",
@@ -92,9 +94,6 @@ _ERROR_TYPE_LIMIT = 80
 # Free-text fields of the API's documents, written by the server: scrubbed before use.
 _SERVER_TEXT_FIELDS = ("status", "entity", "action", "error_message", "status_url")
 _Doc = TypeVar("_Doc", SubmitResponse, BatchStatus)
-# Statuses of a pre-signed download that a fresh URL may cure: 403 = expired or
-# bad signature (AccessDenied / SignatureDoesNotMatch), 400 = malformed/ambiguous auth.
-_REFRESHABLE_DOWNLOAD_STATUSES = frozenset({400, 403})
 
 
 class _BearerAuth(httpx.Auth):
@@ -150,6 +149,7 @@ class CrustdataClient:
         backoff_max: float = 8.0,
         tmp_dir: str | None = None,
         secrets: Iterable[str | None] = (),
+        download_limits: DownloadLimits | None = None,
     ) -> None:
         if isinstance(api_key, SecretStr):
             api_key = api_key.get_secret_value()
@@ -171,6 +171,8 @@ class CrustdataClient:
             backoff_max=backoff_max,
         )
         self._tmp_dir = tmp_dir
+        self.download_limits = download_limits or DownloadLimits()
+        self._url_guard = UrlGuard.for_base_url(self.base_url, self.download_limits.allowed_hosts)
         self._rng = random.Random()
         timeouts = httpx.Timeout(connect=connect_timeout, read=timeout, write=timeout, pool=timeout)
         limits = httpx.Limits(max_connections=10, max_keepalive_connections=5, keepalive_expiry=4.0)
@@ -187,13 +189,14 @@ class CrustdataClient:
             auth=_BearerAuth(self._api_key) if self._api_key is not None else None,
             follow_redirects=False,
         )
-        # Pre-signed URLs carry their own credential: no auth, no API headers, and
-        # redirects are harmless because there is nothing to leak.
+        # Pre-signed URLs carry their own credential: no auth, no API headers. Redirects are
+        # followed by download.py, which checks every hop (urlcheck.UrlGuard); only gzip may
+        # be asked for, since httpx decodes other encodings without a bound on the output.
         self._download_http = httpx.Client(
             timeout=timeouts,
             limits=limits,
-            headers={"user-agent": user_agent},
-            follow_redirects=True,
+            headers={"user-agent": user_agent, "accept-encoding": "gzip"},
+            follow_redirects=False,
         )
 
     # ------------------------------------------------------------------ basics
@@ -345,7 +348,9 @@ class CrustdataClient:
         to end before it is yielded, and its stream and file are closed when the
         iterator moves on. ``result_count == 0`` yields nothing (the file was
         never written). An expired/rejected pre-signed URL (400/403) triggers one
-        :meth:`status` call for fresh URLs and one more try of that part.
+        :meth:`status` call for fresh URLs; a part that arrives truncated or corrupt is
+        fetched again (``DownloadLimits.part_attempts``). Every URL and redirect hop is
+        checked (``UrlGuard``) and every part is bounded (``DownloadLimits``).
         """
         if batch.status != "completed":
             raise ValueError(
@@ -365,62 +370,49 @@ class CrustdataClient:
                 part="-",
             )
         for index in range(len(urls)):
-            name = part_name(urls[index], index)
-            fh = self._download_part(batch.batch_id, index, name, urls)
+            name = shown_part_name(urls[index], index)
+            part = self._download_part(batch.batch_id, index, name, urls)
             try:
-                stream = open_decoded(fh)
+                stream = part.open()
                 try:
                     yield name, stream
                 finally:
                     stream.close()
             finally:
-                fh.close()
+                part.close()
 
-    def _download_part(self, batch_id: str, index: int, name: str, urls: list[str]) -> IO[bytes]:
-        """Download part ``index``; on 400/403 refresh ``urls`` (in place) once and retry."""
-        try:
-            return download_part(
-                self._download_http,
-                urls[index],
-                batch_id=batch_id,
-                part=name,
-                policy=self._policy,
-                tmp_dir=self._tmp_dir,
-            )
-        except DownloadError as first:
-            if first.status_code not in _REFRESHABLE_DOWNLOAD_STATUSES:
-                raise
-            logger.info(
-                "download of batch %s %s refused (%s); fetching fresh URLs",
-                batch_id,
-                name,
-                first.error_type or first.status_code,
-            )
+    def _download_part(self, batch_id: str, index: int, name: str, urls: list[str]) -> PartFile:
+        """Download and verify part ``index``, fetching it again while it arrives broken.
+
+        On 400/403 (expired signature) ``urls`` is refreshed in place, once, through
+        :meth:`status`, so later parts use the fresh signatures too.
+        """
+
+        def refresh() -> None:
             fresh = self.status(batch_id).part_urls
-            names = [part_name(u, i) for i, u in enumerate(fresh)]
+            names = [shown_part_name(u, i) for i, u in enumerate(fresh)]
             if name not in names:
                 raise DownloadError(
-                    f"{first.message}; the refreshed status no longer lists this part",
+                    f"download of batch {batch_id} {name} failed: the download URL was refused "
+                    "and the refreshed status no longer lists this part",
                     batch_id=batch_id,
                     part=name,
-                    url=first.url,
-                    status_code=first.status_code,
-                    error_type=first.error_type,
-                ) from None
-            urls[:] = fresh  # later parts use the fresh signatures too
-            try:
-                return download_part(
-                    self._download_http,
-                    fresh[names.index(name)],
-                    batch_id=batch_id,
-                    part=name,
-                    policy=self._policy,
-                    tmp_dir=self._tmp_dir,
                 )
-            except DownloadError as second:
-                second.message = f"{second.message} [after refreshing the download URLs]"
-                second.args = (second.message,)
-                raise second from None
+            urls[:] = fresh
+            position[0] = names.index(name)
+
+        position = [index]
+        return fetch_part(
+            self._download_http,
+            lambda: urls[position[0]],
+            refresh,
+            batch_id=batch_id,
+            part=name,
+            policy=self._policy,
+            limits=self.download_limits,
+            guard=self._url_guard,
+            tmp_dir=self._tmp_dir,
+        )
 
     def iter_results(self, batch: BatchStatus) -> Iterator[ResultRecord]:
         """Yield every result record of a completed job, part by part, in file order.

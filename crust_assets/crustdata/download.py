@@ -2,24 +2,33 @@
 
 Design (why it looks like this):
 
-* **Constant memory.** A part of a large job can hold hundreds of thousands of
-  records. The body is streamed in 64 KiB chunks into a ``SpooledTemporaryFile``
+* **Constant memory.** The body is streamed in 64 KiB chunks into a ``SpooledTemporaryFile``
   (kept in RAM up to 8 MiB, then spilled to disk), and decompressed later with
   ``gzip.GzipFile`` one buffered block at a time. No step holds a whole part.
-* **Verify before yielding.** After the download, the whole gzip stream is read
-  through once (CRC and length trailer included). A truncated or corrupt file
-  is therefore a :class:`DownloadError` *before* the first record of the part is
-  yielded, so a retry of the part (or of the whole batch) never yields a record
-  twice. The cost is decompressing twice (gzip inflates at hundreds of MB/s).
-* **gzip by magic bytes, not headers.** The object store serves ``.jsonl.gz``
-  as ``application/octet-stream`` with no ``Content-Encoding``; a different store
-  might say ``Content-Encoding: gzip``. The raw (undecoded) bytes are stored when
-  the encoding is gzip/identity/absent, then each gzip layer is detected by its
-  ``1f 8b`` magic and unwrapped. Other encodings (br, deflate, zstd) are decoded
-  by httpx first. A body without the magic is taken as plain JSONL (UTF-8 checked).
-* **No credentials.** Downloads go through a separate ``httpx.Client`` that has
-  no ``authorization`` header and shares no cookies with the API client: a
-  pre-signed URL is its own credential, and the store rejects a second one.
+* **Verify before yielding.** After the download, the whole gzip stream is read through once
+  (CRC and length trailer included). A truncated or corrupt file is therefore a
+  :class:`DownloadError` *before* the first record of the part is yielded, so a retry of the
+  part never yields a record twice. The cost is decompressing twice.
+* **Heal per part.** A part that arrives truncated or corrupt is fetched again, up to
+  ``DownloadLimits.part_attempts`` downloads with full-jitter exponential backoff (downloads
+  are free); URLs rejected as expired (400/403) are refreshed once through ``status()``. Only
+  when the part's own attempts run out does its :class:`DownloadError` reach the caller.
+* **Bounded cost.** Every part has caps (``limits.py``): bytes read (reading stops at the cap,
+  a ``Content-Length`` above it is refused unread), bytes decoded (each gzip layer counted),
+  line length and line count (a gzip of newlines stops within a few MB), and a total deadline
+  that also clips each read's timeout (a body trickling one byte at a time ends on time).
+  A cap exceeded is final: the file really is that large, fetching it again costs the same.
+* **One gzip layer, two only when announced.** The object store serves ``.jsonl.gz`` as
+  ``application/octet-stream`` with no ``Content-Encoding``: one layer. A store that says
+  ``Content-Encoding: gzip`` on that file sends two (its own around the file's); the raw bytes
+  are stored and both unwrapped. Anything deeper is refused. Other encodings are refused too:
+  httpx decodes them a whole chunk at a time, with no bound on the output.
+* **Every URL checked, every hop.** Redirects are followed here, not by httpx, so each hop is
+  checked by the client's ``UrlGuard`` (``urlcheck.py``) before it is requested.
+* **No credentials, nothing echoed.** Downloads go through a separate ``httpx.Client`` without
+  the API key. Of an error body only an S3-style ``<Code>`` is kept, and its ``<Message>`` only
+  from the store's own host (redacted): a redirect to another service can never copy that
+  service's answer into an error text.
 """
 
 from __future__ import annotations
@@ -27,32 +36,235 @@ from __future__ import annotations
 import codecs
 import gzip
 import logging
+import random
 import re
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import IO
 
 import httpx
 
 from .errors import DownloadError
-from .redact import redact_url
+from .limits import DownloadLimits, limit_text
+from .models import part_name
+from .redact import REDACTED, redact_text, redact_url
 from .retry import RetryPolicy
+from .urlcheck import UrlGuard
 
-__all__ = ["GZIP_MAGIC", "download_part", "open_decoded", "verify_part"]
+__all__ = [
+    "GZIP_MAGIC",
+    "Deadline",
+    "PartFile",
+    "download_part",
+    "fetch_part",
+    "open_decoded",
+    "part_retry_delay",
+    "shown_part_name",
+    "verify_part",
+]
 
 logger = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_SIZE = 64 * 1024
 SPOOL_MAX_BYTES = 8 * 1024 * 1024
-_MAX_GZIP_LAYERS = 3
 _ERROR_BODY_LIMIT = 4096
+_SHOWN_URL_LIMIT = 200
 _RAW_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip"})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+# Statuses of a pre-signed download that a fresh URL may cure: 403 = expired or bad signature
+# (AccessDenied / SignatureDoesNotMatch), 400 = malformed/ambiguous auth.
+REFRESHABLE_STATUSES = frozenset({400, 403})
 _XML_TAG = re.compile(r"<(Code|Message)>([^<]{0,200})</\1>")
+# AWS access-key ids (AKIA long-term, ASIA temporary, ...): masked in anything we keep.
+_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{12,}\b")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+DEFAULT_LIMITS = DownloadLimits()
 
 
+@dataclass
+class Deadline:
+    """The moment a part's download must be over; ``clock`` is injectable for tests."""
+
+    at: float
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def after(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        return cls(clock() + seconds, clock)
+
+    def remaining(self) -> float:
+        return self.at - self.clock()
+
+
+@dataclass
+class PartFile:
+    """A downloaded, verified part: its raw bytes and how many gzip layers to unwrap."""
+
+    file: IO[bytes]
+    layers: int
+
+    def open(self) -> IO[bytes]:
+        """The decoded stream (close it, then :meth:`close` this)."""
+        return open_decoded(self.file, max_layers=self.layers)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+@dataclass
+class _Where:
+    """What every error of one part names: batch, part and the (redacted) URL."""
+
+    batch_id: str
+    part: str
+    url: str
+    limits: DownloadLimits = field(default=DEFAULT_LIMITS)
+
+    def error(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+        limit: str | None = None,
+    ) -> DownloadError:
+        return DownloadError(
+            f"download of batch {self.batch_id} {self.part} failed: {reason} ({self.url})",
+            batch_id=self.batch_id,
+            part=self.part,
+            url=self.url,
+            status_code=status,
+            error_type=code,
+            retryable=retryable,
+            limit=limit,
+        )
+
+    def over(self, limit: str, what: str) -> DownloadError:
+        return self.error(f"{what}: {limit_text(self.limits, limit)}", limit=limit)
+
+
+class _LimitExceeded(Exception):
+    """Internal: a cap was hit while decoding; turned into a DownloadError by the caller."""
+
+    def __init__(self, limit: str, what: str) -> None:
+        super().__init__(limit)
+        self.limit = limit
+        self.what = what
+
+
+def shown_part_name(url: str, index: int) -> str:
+    """A part's file name for texts: ``part_name``, or ``part-<index>`` if it is odd or long."""
+    name = part_name(url, index)
+    if _CONTROL.search(name) or len(name) > 120:
+        return f"part-{index:03d}"
+    return name
+
+
+def shown_url(url: object) -> str:
+    """A URL as it may appear in text: redacted, no control characters, at most 200 chars."""
+    text = _CONTROL.sub("?", redact_url(url))
+    return text if len(text) <= _SHOWN_URL_LIMIT else text[:_SHOWN_URL_LIMIT] + "..."
+
+
+# ---- the per-part retry loop ----------------------------------------------------------------
+def part_retry_delay(
+    error: DownloadError,
+    attempt: int,
+    limits: DownloadLimits,
+    remaining: float,
+    policy: RetryPolicy,
+    rng: random.Random | None = None,
+) -> float | None:
+    """Seconds to wait before downloading the part again, or None to give up.
+
+    Only failures the store may not repeat (a truncated or corrupt body) are retried, at most
+    ``limits.part_attempts`` downloads in all, and only if the wait ends before the deadline.
+    """
+    if not error.retryable or attempt >= limits.part_attempts:
+        return None
+    delay = policy.backoff(attempt, rng)
+    return delay if delay < remaining else None
+
+
+def fetch_part(
+    http: httpx.Client,
+    url_of: Callable[[], str],
+    refresh: Callable[[], None],
+    *,
+    batch_id: str,
+    part: str,
+    policy: RetryPolicy,
+    limits: DownloadLimits = DEFAULT_LIMITS,
+    guard: UrlGuard | None = None,
+    tmp_dir: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PartFile:
+    """Download and verify one part, fetching it again while it arrives broken.
+
+    ``url_of()`` gives the part's current URL; ``refresh()`` asks the API for fresh ones (once,
+    on 400/403) and raises DownloadError if the part is no longer listed.
+    """
+    deadline = Deadline.after(limits.deadline_seconds)
+    attempt = 0
+    refreshed = False
+    while True:
+        attempt += 1
+        try:
+            return download_part(
+                http,
+                url_of(),
+                batch_id=batch_id,
+                part=part,
+                policy=policy,
+                limits=limits,
+                guard=guard,
+                deadline=deadline,
+                tmp_dir=tmp_dir,
+                sleep=sleep,
+            )
+        except DownloadError as err:
+            if err.status_code in REFRESHABLE_STATUSES and not refreshed:
+                logger.info(
+                    "download of batch %s %s refused (%s); fetching fresh URLs",
+                    batch_id,
+                    part,
+                    err.error_type or err.status_code,
+                )
+                refresh()
+                refreshed = True
+                attempt -= 1  # a refused URL is not a broken download
+                continue
+            delay = part_retry_delay(err, attempt, limits, deadline.remaining(), policy)
+            if delay is None:
+                raise _final(err, attempt, refreshed) from None
+            logger.warning(
+                "download %d of batch %s %s failed (%s); fetching it again in %.2f s",
+                attempt,
+                batch_id,
+                part,
+                err.message,
+                delay,
+            )
+            sleep(delay)
+
+
+def _final(err: DownloadError, attempts: int, refreshed: bool) -> DownloadError:
+    if err.retryable:
+        err.message += f" (gave up after {attempts} download(s) of this part)"
+    if refreshed:
+        err.message += " [after refreshing the download URLs]"
+    err.args = (err.message,)
+    return err
+
+
+# ---- one download (transport retries inside the client's policy) -----------------------------
 def download_part(
     http: httpx.Client,
     url: str,
@@ -60,19 +272,26 @@ def download_part(
     batch_id: str,
     part: str,
     policy: RetryPolicy,
+    limits: DownloadLimits = DEFAULT_LIMITS,
+    guard: UrlGuard | None = None,
+    deadline: Deadline | None = None,
     tmp_dir: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> IO[bytes]:
-    """Fetch ``url`` into a verified temp file and return it (positioned anywhere).
+) -> PartFile:
+    """Fetch ``url`` into a verified temp file.
 
-    5xx, 429 and connection trouble are retried inside ``policy``; every attempt
-    starts a fresh temp file, so a retry restarts the part cleanly. Any other
-    HTTP status raises :class:`DownloadError` with ``status_code`` set (the
-    caller refreshes URLs on 400/403). A body that is not a complete gzip or
-    UTF-8 JSONL file raises :class:`DownloadError` (not retried here).
-    The caller owns (and must close) the returned file.
+    5xx, 429 and connection trouble are retried inside ``policy`` (and the deadline); every
+    attempt starts a fresh temp file. Any other HTTP status raises :class:`DownloadError` with
+    ``status_code`` set. A body that is not a complete gzip or UTF-8 JSONL file raises a
+    ``retryable`` DownloadError (retried by :func:`fetch_part`, not here). The caller owns (and
+    must close) the returned part.
     """
-    safe_url = redact_url(url)
+    where = _Where(batch_id, part, shown_url(url), limits)
+    deadline = deadline or Deadline.after(limits.deadline_seconds)
+    try:
+        target = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise where.error("invalid download URL") from None
     budget = policy.start()
     while True:
         budget.note_attempt()
@@ -81,18 +300,24 @@ def download_part(
             max_size=SPOOL_MAX_BYTES, dir=tmp_dir
         )
         try:
-            failure, delay = _fetch_into(http, url, fh, batch_id=batch_id, part=part)
+            failure, delay, layers = _fetch_into(http, target, fh, where, guard, deadline)
             if failure is None:
-                verify_part(fh, batch_id=batch_id, part=part, url=safe_url)
-                fh.seek(0)
-                return fh
+                verified = verify_part(
+                    fh,
+                    batch_id=batch_id,
+                    part=part,
+                    url=where.url,
+                    limits=limits,
+                    max_layers=layers,
+                    deadline=deadline,
+                )
+                return PartFile(fh, verified)
         except BaseException:
             fh.close()
             raise
         fh.close()
-        if delay is None:
-            delay = policy.backoff(budget.attempts)
-        if not budget.can_retry(delay):
+        delay = policy.backoff(budget.attempts) if delay is None else delay
+        if not budget.can_retry(delay) or delay >= deadline.remaining():
             failure.message += f" (gave up after {budget.attempts} attempt(s))"
             failure.args = (failure.message,)
             raise failure
@@ -107,92 +332,189 @@ def download_part(
 
 
 def _fetch_into(
-    http: httpx.Client, url: str, fh: IO[bytes], *, batch_id: str, part: str
-) -> tuple[DownloadError | None, float | None]:
-    """One GET of ``url`` into ``fh``.
+    http: httpx.Client,
+    url: httpx.URL,
+    fh: IO[bytes],
+    where: _Where,
+    guard: UrlGuard | None,
+    deadline: Deadline,
+) -> tuple[DownloadError | None, float | None, int]:
+    """One GET (redirects followed and checked) into ``fh``.
 
-    Returns ``(None, None)`` on success, ``(error, delay)`` for a retryable
-    failure (``delay`` None = use backoff), raises DownloadError when final.
+    Returns ``(None, None, layers)`` on success (``layers`` = gzip layers allowed), ``(error,
+    delay, 0)`` for a failure the client's policy retries (``delay`` None = backoff), and
+    raises DownloadError when final.
     """
-    safe_url = redact_url(url)
-
-    def error(reason: str, status: int | None = None, code: str | None = None) -> DownloadError:
-        return DownloadError(
-            f"download of batch {batch_id} {part} failed: {reason} ({safe_url})",
-            batch_id=batch_id,
-            part=part,
-            url=safe_url,
-            status_code=status,
-            error_type=code,
-        )
-
+    # A timeout is the deadline's when the deadline is nearer than the client's own timeouts.
+    clipped = deadline.remaining() < max(t or 0.0 for t in _timeouts(http.timeout))
     try:
-        with http.stream("GET", url) as response:
-            status = response.status_code
-            if status != 200:
-                code, message = _store_error(response)
-                reason = f"HTTP {status}" + (f" {code}" if code else "")
-                reason += f": {message}" if message else ""
-                err = error(reason, status, code)
-                if status >= 500 or status in (408, 429):
-                    retry_after = response.headers.get("retry-after")
-                    try:
-                        return err, float(retry_after) if retry_after else None
-                    except ValueError:
-                        return err, None
-                raise err
+        with _guarded_get(http, url, where, guard, deadline) as (response, from_store):
+            if response.status_code != 200:
+                return (*_http_failure(response, where, from_store), 0)
             encoding = response.headers.get("content-encoding", "").strip().lower()
-            chunks = (
-                response.iter_raw(CHUNK_SIZE)
-                if encoding in _RAW_ENCODINGS
-                else response.iter_bytes(CHUNK_SIZE)
-            )
-            size = 0
-            for chunk in chunks:
-                fh.write(chunk)
-                size += len(chunk)
+            if encoding not in _RAW_ENCODINGS:
+                raise where.error(f"unsupported Content-Encoding {encoding[:40]!r}")
+            _check_length(response, where)
+            _copy_body(response.iter_raw(CHUNK_SIZE), fh, where, deadline)
+            layers = 2 if encoding in ("gzip", "x-gzip") else 1
+    except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL):
+        raise where.error("invalid download URL") from None
     except httpx.TransportError as exc:
-        # Connection refused/reset, timeouts, a body cut short (content-length
-        # mismatch): retryable. The exception text is not kept (from None above us).
-        return error(f"transport error {type(exc).__name__}"), None
-    except httpx.HTTPError as exc:  # e.g. DecodingError of an unusual content-encoding
-        raise error(f"{type(exc).__name__}") from None
-    if size == 0:
-        raise error("empty response body")
-    return None, None
+        if (clipped and isinstance(exc, httpx.TimeoutException)) or deadline.remaining() <= 0:
+            raise where.over("deadline_seconds", "the part took too long") from None
+        # Connection refused/reset, timeouts, a body cut short: retryable. The exception text
+        # is not kept (it can quote the URL).
+        return where.error(f"transport error {type(exc).__name__}"), None, 0
+    except httpx.HTTPError as exc:
+        raise where.error(type(exc).__name__) from None
+    if fh.tell() == 0:
+        raise where.error("empty response body", retryable=True)
+    return None, None, layers
+
+
+@contextmanager
+def _guarded_get(
+    http: httpx.Client,
+    url: httpx.URL,
+    where: _Where,
+    guard: UrlGuard | None,
+    deadline: Deadline,
+) -> Iterator[tuple[httpx.Response, bool]]:
+    """The final response of a GET, each hop checked by ``guard``.
+
+    Yields ``(response, from_store)``: ``from_store`` is False once a redirect left the first
+    host. Each hop's timeouts are cut to what is left of the deadline.
+    """
+    first_host = url.host
+    for hop in range(where.limits.max_redirects + 1):
+        why = guard.refusal(url) if guard is not None else None
+        if why is not None:
+            shown = "" if hop == 0 else f" (redirect {hop} to {shown_url(url)})"
+            raise where.error(f"download URL refused: {why}{shown}")
+        timeout = _timeout(http.timeout, deadline)
+        if timeout is None:
+            raise where.over("deadline_seconds", "the part took too long")
+        request = http.build_request("GET", url, timeout=timeout)
+        response = http.send(request, stream=True)
+        try:
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECTS or not location:
+                yield response, url.host == first_host
+                return
+            url = url.join(location)
+        finally:
+            response.close()
+    raise where.over("max_redirects", "too many redirects")
+
+
+def _timeouts(base: httpx.Timeout) -> tuple[float | None, ...]:
+    return (base.connect, base.read, base.write, base.pool)
+
+
+def _timeout(base: httpx.Timeout, deadline: Deadline) -> httpx.Timeout | None:
+    """The client's timeouts, none longer than what is left of the deadline (None = none left)."""
+    left = deadline.remaining()
+    if left <= 0:
+        return None
+    connect, read, write, pool = (left if t is None or t > left else t for t in _timeouts(base))
+    return httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
+
+
+def _check_length(response: httpx.Response, where: _Where) -> None:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > where.limits.max_bytes:
+        raise where.over("max_bytes", f"the body is {declared} bytes long")
+
+
+def _copy_body(chunks: Iterator[bytes], fh: IO[bytes], where: _Where, deadline: Deadline) -> None:
+    """Write the body to ``fh``, stopping at the byte cap (nothing past it is spooled)."""
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > where.limits.max_bytes:
+            raise where.over("max_bytes", "the body is larger than allowed")
+        fh.write(chunk)
+        if deadline.remaining() <= 0:
+            raise where.over("deadline_seconds", "the part took too long")
+
+
+def _http_failure(
+    response: httpx.Response, where: _Where, from_store: bool
+) -> tuple[DownloadError, float | None]:
+    """A non-200 answer: ``(error, delay)`` if the policy retries it, else raises the error."""
+    status = response.status_code
+    code, message = _store_error(response)
+    reason = f"HTTP {status}" + (f" {code}" if code else "")
+    if message and from_store:
+        reason += f": {message}"
+    err = where.error(reason, status=status, code=code)
+    if status >= 500 or status in (408, 429):
+        retry_after = response.headers.get("retry-after", "")
+        try:
+            return err, float(retry_after) if retry_after else None
+        except ValueError:
+            return err, None
+    raise err
 
 
 def _store_error(response: httpx.Response) -> tuple[str | None, str | None]:
-    """(Code, Message) of an S3-style XML error body, read at most a few KiB."""
+    """(Code, Message) of an S3-style XML error body, read at most a few KiB; else (None, None).
+
+    Any other body (an internal service's page, JSON with a key in it) is dropped unread.
+    """
     body = b""
     try:
-        for chunk in response.iter_bytes():
+        for chunk in response.iter_raw():
             body += chunk
             if len(body) >= _ERROR_BODY_LIMIT:
                 break
     except httpx.HTTPError:
         pass
     text = body[:_ERROR_BODY_LIMIT].decode("utf-8", "replace")
+    if "<Error>" not in text:
+        return None, None
     found = dict(m.groups() for m in _XML_TAG.finditer(text))
-    code = found.get("Code")
-    message = found.get("Message")
-    if message is not None:
-        message = redact_url(message) if "://" in message else message
-    return code, message
+    return _clean(found.get("Code")), _clean(found.get("Message"))
 
 
-def open_decoded(fh: IO[bytes]) -> IO[bytes]:
-    """A readable stream of the decoded bytes of ``fh`` (gzip layers unwrapped).
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return _KEY_ID.sub(REDACTED, redact_text(_CONTROL.sub(" ", value)))
 
-    Rewinds ``fh``. Closing the returned stream does not close ``fh`` when it
-    is a gzip wrapper, so callers close both.
+
+# ---- decoding and verification --------------------------------------------------------------
+class _Counted:
+    """A readable stream that raises once more than ``cap`` bytes came out of it (or time is up)."""
+
+    def __init__(self, inner: IO[bytes], cap: int, deadline: Deadline | None) -> None:
+        self.inner = inner
+        self.cap = cap
+        self.deadline = deadline
+        self.total = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        self.total += len(data)
+        if self.total > self.cap:
+            raise _LimitExceeded("max_decompressed_bytes", "the decoded part is too large")
+        if self.deadline is not None and self.deadline.remaining() <= 0:
+            raise _LimitExceeded("deadline_seconds", "the part took too long")
+        return data
+
+
+def open_decoded(fh: IO[bytes], max_layers: int = 2) -> IO[bytes]:
+    """A readable stream of the decoded bytes of ``fh`` (up to ``max_layers`` gzip layers).
+
+    Rewinds ``fh``. Closing the returned stream does not close ``fh`` when it is a gzip
+    wrapper, so callers close both.
     """
     fh.seek(0)
     head = fh.read(2)
     fh.seek(0)
     stream: IO[bytes] = fh
     layers = 0
-    while head == GZIP_MAGIC and layers < _MAX_GZIP_LAYERS:
+    while head == GZIP_MAGIC and layers < max_layers:
         gz = gzip.GzipFile(fileobj=stream, mode="rb")
         stream = gz  # type: ignore[assignment]
         layers += 1
@@ -200,41 +522,115 @@ def open_decoded(fh: IO[bytes]) -> IO[bytes]:
     return stream
 
 
-def verify_part(fh: IO[bytes], *, batch_id: str, part: str, url: str) -> None:
-    """Read the whole decoded part once; raise DownloadError if it is incomplete or corrupt.
+def _decoded_counted(
+    fh: IO[bytes],
+    limits: DownloadLimits,
+    max_layers: int,
+    deadline: Deadline | None,
+    opened: list[gzip.GzipFile],
+) -> IO[bytes]:
+    """Like :func:`open_decoded`, but every layer's output is counted against the caps.
 
-    For gzip this checks every block, the CRC-32 and the length trailer. For a
-    plain body it checks that the text is valid UTF-8.
+    Appends each gzip layer it opens to ``opened`` (the caller closes them, even on error).
     """
     fh.seek(0)
-    is_gzip = fh.read(2) == GZIP_MAGIC
-    stream: IO[bytes] | None = None
+    head = fh.read(2)
+    fh.seek(0)
+    source: IO[bytes] = fh
+    while head == GZIP_MAGIC:
+        if len(opened) == max_layers:
+            raise _LimitExceeded("", f"more than {max_layers} gzip layer(s)")
+        gz = gzip.GzipFile(fileobj=source, mode="rb")
+        opened.append(gz)
+        source = _Counted(gz, limits.max_decompressed_bytes, deadline)  # type: ignore[assignment]
+        head = gz.peek(2)[:2]
+    if not opened:
+        source = _Counted(fh, limits.max_decompressed_bytes, deadline)  # type: ignore[assignment]
+    return source
+
+
+class _LineCheck:
+    """Counts line breaks and measures the current line, block by block, in C where it can.
+
+    A block shorter than what is left of the line cap needs no per-line work; only a block that
+    could hold an over-long line is walked line by line (at most ``max_lines`` steps in all).
+    """
+
+    def __init__(self, limits: DownloadLimits) -> None:
+        self.max_line = limits.max_line_bytes
+        self.max_lines = limits.max_lines
+        self.lines = 0
+        self.current = 0  # bytes of the line being read, without its line break
+
+    def feed(self, block: bytes) -> None:
+        newlines = block.count(b"\n")
+        number = self.lines + 1  # the line being read where this block starts
+        self.lines += newlines
+        if self.lines > self.max_lines:
+            raise _LimitExceeded("max_lines", f"the part has more than {self.max_lines} lines")
+        if not newlines:
+            self.current += len(block)
+        elif self.current + len(block) <= self.max_line:
+            self.current = len(block) - block.rfind(b"\n") - 1
+        else:
+            start = 0
+            while (end := block.find(b"\n", start)) >= 0:
+                self._check(self.current + end - start, number)
+                self.current, start, number = 0, end + 1, number + 1
+            self.current = len(block) - start
+        self._check(self.current, number)
+
+    def _check(self, length: int, number: int) -> None:
+        if length > self.max_line:
+            raise _LimitExceeded("max_line_bytes", f"line {number} is too long")
+
+
+def verify_part(
+    fh: IO[bytes],
+    *,
+    batch_id: str,
+    part: str,
+    url: str,
+    limits: DownloadLimits = DEFAULT_LIMITS,
+    max_layers: int = 2,
+    deadline: Deadline | None = None,
+) -> int:
+    """Read the whole decoded part once; raise DownloadError if it is broken or over a cap.
+
+    For gzip this checks every block, the CRC-32 and the length trailer; for a plain body that
+    the text is valid UTF-8. Caps are checked as the bytes come out, so a bomb stops at its cap.
+    Returns the number of gzip layers. A broken body is ``retryable``; a cap exceeded is not.
+    """
+    where = _Where(batch_id, part, url, limits)
+    opened: list[gzip.GzipFile] = []
     try:
-        stream = open_decoded(fh)
-        decoder = None if is_gzip else codecs.getincrementaldecoder("utf-8")()
-        while True:
-            block = stream.read(CHUNK_SIZE)
-            if not block:
-                break
-            if decoder is not None:
-                decoder.decode(block)
-        if decoder is not None:
-            decoder.decode(b"", final=True)
+        stream = _decoded_counted(fh, limits, max_layers, deadline, opened)
+        _scan(stream, plain=not opened, limits=limits)
+    except _LimitExceeded as exc:
+        if exc.limit:
+            raise where.over(exc.limit, exc.what) from None
+        raise where.error(exc.what) from None
     except EOFError:
         reason = "gzip stream is truncated (ends before its end-of-stream marker)"
     except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        reason = f"gzip stream is corrupt ({type(exc).__name__}: {exc})"
+        reason = f"gzip stream is corrupt ({type(exc).__name__}: {str(exc)[:100]})"
     except UnicodeDecodeError:
         reason = "body is neither gzip nor UTF-8 JSONL"
     else:
-        return
+        return len(opened)
     finally:
-        if stream is not None and stream is not fh:
-            stream.close()
+        for gz in reversed(opened):
+            gz.close()
         fh.seek(0)
-    raise DownloadError(
-        f"download of batch {batch_id} {part} failed: {reason} ({url})",
-        batch_id=batch_id,
-        part=part,
-        url=url,
-    )
+    raise where.error(reason, retryable=True)
+
+
+def _scan(stream: IO[bytes], *, plain: bool, limits: DownloadLimits) -> None:
+    decoder = codecs.getincrementaldecoder("utf-8")() if plain else None
+    lines = _LineCheck(limits)
+    while block := stream.read(CHUNK_SIZE):
+        lines.feed(block)
+        if decoder is not None:
+            decoder.decode(block)
+    if decoder is not None:
+        decoder.decode(b"", final=True)

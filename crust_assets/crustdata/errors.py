@@ -159,10 +159,13 @@ class ReconciliationError(CrustdataError):
 
 
 class DownloadError(CrustdataError):
-    """A result part could not be downloaded or is not a complete gzip/JSONL file.
+    """A result part could not be downloaded, is not a complete gzip/JSONL file, or is over a cap.
 
     Raised before any record of that part was yielded, so the caller can retry
     the whole batch download without seeing duplicates. ``url`` is redacted.
+    ``retryable`` marks a body that arrived broken (the client already fetched it
+    again as often as allowed); ``limit`` names the ``DownloadLimits`` field of a
+    cap that was exceeded (None otherwise).
     """
 
     def __init__(
@@ -174,11 +177,15 @@ class DownloadError(CrustdataError):
         url: str | None = None,
         status_code: int | None = None,
         error_type: str | None = None,
+        retryable: bool = False,
+        limit: str | None = None,
     ) -> None:
         super().__init__(message, status_code=status_code, error_type=error_type)
         self.batch_id = batch_id
         self.part = part
         self.url = url
+        self.retryable = retryable
+        self.limit = limit
 
 
 class ResultParseError(CrustdataError):

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import dagster as dg
 from pydantic import Field
 
-from crust_assets.crustdata import FIELDS, CrustdataClient
+from crust_assets.crustdata import FIELDS, CrustdataClient, DownloadLimits
+from crust_assets.crustdata.limits import host_patterns
 from crust_assets.storage import DataLayout
 
 PRODUCTION_BASE_URL = "https://api.crustdata.com"
@@ -27,6 +28,27 @@ def env_or(name: str, default: object) -> object:
 
 def env_int_or(name: str, default: int) -> object:
     return dg.EnvVar.int(name) if os.environ.get(name) else default
+
+
+_LIMITS = DownloadLimits()
+
+
+def download_settings() -> dict[str, object]:
+    """The download limits of `CrustdataResource`, each from its env var when that is set."""
+    return {
+        "download_max_bytes": env_int_or("CRUST_DOWNLOAD_MAX_BYTES", _LIMITS.max_bytes),
+        "download_max_decompressed_bytes": env_int_or(
+            "CRUST_DOWNLOAD_MAX_DECOMPRESSED_BYTES", _LIMITS.max_decompressed_bytes
+        ),
+        "result_max_line_bytes": env_int_or("CRUST_RESULT_MAX_LINE_BYTES", _LIMITS.max_line_bytes),
+        "result_max_lines": env_int_or("CRUST_RESULT_MAX_LINES", _LIMITS.max_lines),
+        "download_deadline_seconds": env_int_or(
+            "CRUST_DOWNLOAD_DEADLINE_SECONDS", int(_LIMITS.deadline_seconds)
+        ),
+        "download_part_attempts": env_int_or("CRUST_DOWNLOAD_PART_ATTEMPTS", _LIMITS.part_attempts),
+        "download_max_redirects": env_int_or("CRUST_DOWNLOAD_MAX_REDIRECTS", _LIMITS.max_redirects),
+        "download_hosts": env_or("CRUST_DOWNLOAD_HOSTS", None),
+    }
 
 
 def env_flag(name: str) -> bool:
@@ -49,6 +71,52 @@ class CrustdataResource(dg.ConfigurableResource):
         default=4, description="Attempts per call on 5xx/connection/rate limit."
     )
     max_retry_seconds: float = Field(default=15.0, description="Retry budget per call, in seconds.")
+
+    download_max_bytes: int = Field(
+        default=_LIMITS.max_bytes,
+        description="env CRUST_DOWNLOAD_MAX_BYTES: bytes read of one result part (compressed)",
+    )
+    download_max_decompressed_bytes: int = Field(
+        default=_LIMITS.max_decompressed_bytes,
+        description="env CRUST_DOWNLOAD_MAX_DECOMPRESSED_BYTES: bytes of one part once unzipped",
+    )
+    result_max_line_bytes: int = Field(
+        default=_LIMITS.max_line_bytes,
+        description="env CRUST_RESULT_MAX_LINE_BYTES: longest line of a result part",
+    )
+    result_max_lines: int = Field(
+        default=_LIMITS.max_lines,
+        description="env CRUST_RESULT_MAX_LINES: lines (blank ones too) of one result part",
+    )
+    download_deadline_seconds: int = Field(
+        default=int(_LIMITS.deadline_seconds),
+        description="env CRUST_DOWNLOAD_DEADLINE_SECONDS: time for one part, retries included",
+    )
+    download_part_attempts: int = Field(
+        default=_LIMITS.part_attempts,
+        description="env CRUST_DOWNLOAD_PART_ATTEMPTS: downloads of a part that arrives broken",
+    )
+    download_max_redirects: int = Field(
+        default=_LIMITS.max_redirects,
+        description="env CRUST_DOWNLOAD_MAX_REDIRECTS: redirect hops of one download",
+    )
+    download_hosts: str | None = Field(
+        default=None,
+        description="env CRUST_DOWNLOAD_HOSTS: comma-separated hosts (or *.suffix) downloads "
+        "may reach; unset = any public https host",
+    )
+
+    def download_limits(self) -> DownloadLimits:
+        return DownloadLimits(
+            max_bytes=self.download_max_bytes,
+            max_decompressed_bytes=self.download_max_decompressed_bytes,
+            max_line_bytes=self.result_max_line_bytes,
+            max_lines=self.result_max_lines,
+            deadline_seconds=float(self.download_deadline_seconds),
+            part_attempts=self.download_part_attempts,
+            max_redirects=self.download_max_redirects,
+            allowed_hosts=host_patterns(self.download_hosts),
+        )
 
     def resolved_base_url(self) -> str:
         if self.base_url:
@@ -79,6 +147,7 @@ class CrustdataResource(dg.ConfigurableResource):
                 self.max_retry_seconds if max_retry_seconds is None else max_retry_seconds
             ),
             secrets=secrets,
+            download_limits=self.download_limits(),
         )
 
 
@@ -151,6 +220,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "crustdata": CrustdataResource(
             api_key=env_or("CRUSTDATA_API_KEY", None),  # type: ignore[arg-type]
             base_url=env_or("CRUSTDATA_BASE_URL", None),  # type: ignore[arg-type]
+            **download_settings(),
         ),
         "enrichment": EnrichmentSettings(
             fields=env_or("CRUST_FIELDS", DEFAULT_FIELDS),  # type: ignore[arg-type]
