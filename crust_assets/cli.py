@@ -186,20 +186,36 @@ def _add_webhook(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="data root (env CRUST_DATA_DIR), the pipeline's own: a directory or an fsspec URL"
         " such as s3://bucket/prefix; hints go to <data>/webhooks/",
     )
+    limits = {  # not given: the env var decides, else ReceiverLimits' default
+        "--header-timeout": (float, "CRUST_WEBHOOK_HEADER_TIMEOUT_SECONDS", "10 s"),
+        "--body-timeout": (float, "CRUST_WEBHOOK_BODY_TIMEOUT_SECONDS", "10 s"),
+        "--max-concurrent": (int, "CRUST_WEBHOOK_MAX_CONCURRENT", "100 callbacks at once"),
+        "--max-hints": (int, "CRUST_WEBHOOK_MAX_HINTS", "1000 hints waiting"),
+    }
+    for flag, (kind, variable, default) in limits.items():
+        parser.add_argument(
+            flag, type=kind, default=argparse.SUPPRESS, help=f"env {variable}, default {default}"
+        )
     parser.set_defaults(func=_run_webhook)
 
 
 def _run_webhook(args: argparse.Namespace) -> int:
     from crust_assets.storage import DataLayout
-    from crust_assets.webhook import serve
+    from crust_assets.webhook import ReceiverLimits, serve
 
     token = os.environ.get("CRUST_WEBHOOK_TOKEN", "")
     if len(token) < 16:
         print("crust-assets webhook: set CRUST_WEBHOOK_TOKEN (>= 16 characters)", file=sys.stderr)
         return 2
+    try:
+        flags = {name: getattr(args, name) for name in ReceiverLimits.ENV if name in args}
+        limits = ReceiverLimits.from_env(**flags)
+    except ValueError as error:
+        print(f"crust-assets webhook: {error}", file=sys.stderr)
+        return 2
     # As DataRoot.layout() builds it for the pipeline (the AWS env gives s3fs its endpoint and
     # credentials), without importing Dagster into the receiver.
-    serve(args.host, args.port, DataLayout.from_location(args.data_dir), token)
+    serve(args.host, args.port, DataLayout.from_location(args.data_dir), token, limits)
     return 0
 
 

@@ -334,7 +334,7 @@ def test_webhook_hints_go_through_the_bucket_to_the_sensor(
         hints = _wait_for(lambda: read_hints(layout), timeout=30)
         assert set(hints) == {job.batch_id}
         hint = json.loads(layout.read_bytes(hints[job.batch_id]))
-        assert hint["batch_id"] == job.batch_id and hint["status"] == "completed"
+        assert hint == {"batch_id": job.batch_id}  # the id alone: nothing else a caller sent
 
         capfd.readouterr()
         second = pipeline.tick()

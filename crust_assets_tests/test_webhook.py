@@ -1,6 +1,7 @@
 """The callback receiver as a real server: the emulator calls it when a job finishes."""
 
 import contextlib
+import json
 import os
 import signal
 import stat
@@ -22,11 +23,12 @@ TOKEN = "hook-token-0123456789abcdef"
 
 
 @contextlib.contextmanager
-def running_receiver(data_dir: str) -> Iterator[str]:
+def running_receiver(data_dir: str, *flags: str, log: list[str] | None = None) -> Iterator[str]:
     """`crust-assets webhook` as a process writing hints under `data_dir` (a path or a URL).
 
     It inherits this process's environment (an object store's AWS_* variables included), as a
-    pod inherits its deployment's; yields the receiver's base URL.
+    pod inherits its deployment's; yields the receiver's base URL. `flags` are added to the
+    command line; what the process printed is appended to `log` once it has stopped.
     """
     port = free_port()
     process = subprocess.Popen(
@@ -39,6 +41,7 @@ def running_receiver(data_dir: str) -> Iterator[str]:
             str(port),
             "--data-dir",
             data_dir,
+            *flags,
         ],
         env={**os.environ, "CRUST_WEBHOOK_TOKEN": TOKEN},
         stdout=subprocess.PIPE,
@@ -58,7 +61,9 @@ def running_receiver(data_dir: str) -> Iterator[str]:
         yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        output = process.communicate(timeout=10)[0].decode()
+        output = process.communicate(timeout=15)[0].decode()
+        if log is not None:
+            log.append(output)
         assert TOKEN not in output  # never logged: the path carries it
 
 
@@ -94,12 +99,12 @@ def test_wrong_token_oversized_or_garbage_bodies_are_refused(
     url, layout = receiver
     good = {"batch_id": "c97333e3-046f-4fd2-b888-a5b07793a0ac", "status": "completed"}
     assert httpx.post(f"{url}/hooks/crustdata/wrong-token-0000000000", json=good).status_code == 401
-    assert httpx.post(f"{url}/hooks/crustdata/", json=good).status_code in (404, 405)
     huge = {"batch_id": good["batch_id"], "pad": "x" * 70_000}
     assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", json=huge).status_code == 413
     assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", content=b"{not json").status_code == 400
-    bad_id = {"batch_id": "../../etc/passwd"}
-    assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", json=bad_id).status_code == 400
+    for bad in ("../../etc/passwd", "..", "0f0e0d0c-aaaa-bbbb-cccc-00000000000g", "a" * 36):
+        bad_id = {"batch_id": bad}  # ids are UUIDs: anything else names no job, and no file
+        assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", json=bad_id).status_code == 400
     assert read_hints(layout) == {}
     newline = {"batch_id": good["batch_id"] + "\n"}  # `$` alone would let this name a file
     assert httpx.post(f"{url}/hooks/crustdata/{TOKEN}", json=newline).status_code == 400
@@ -109,8 +114,29 @@ def test_wrong_token_oversized_or_garbage_bodies_are_refused(
     # Written whole, owner-only (CRUST_FILE_MODE / CRUST_DIR_MODE defaults), no temp file left.
     [hint] = Path(layout.root, "webhooks").iterdir()
     assert hint.name == f"{good['batch_id']}.json"
+    assert json.loads(hint.read_bytes()) == {"batch_id": good["batch_id"]}  # not the status
     assert stat.S_IMODE(hint.stat().st_mode) == 0o600
     assert stat.S_IMODE(hint.parent.stat().st_mode) == 0o700
+
+
+def test_a_wrong_token_is_a_401_and_any_other_path_a_404_as_the_readme_says(
+    receiver: tuple[str, DataLayout],
+) -> None:
+    url, layout = receiver
+    good = {"batch_id": "c97333e3-046f-4fd2-b888-a5b07793a0ac"}
+    for token in ("wrong-token-0000000000", TOKEN[:-1], TOKEN + "x", "x"):
+        assert httpx.post(f"{url}/hooks/crustdata/{token}", json=good).status_code == 401
+    for path in ("/", "/hooks", "/hooks/crustdata/", f"/hooks/crustdata/{TOKEN}/x", "/h/x"):
+        assert httpx.post(f"{url}{path}", json=good).status_code == 404, path
+        assert httpx.get(f"{url}{path}").status_code == 404, path
+    assert httpx.get(f"{url}/hooks/crustdata/{TOKEN}").status_code == 405
+    assert httpx.post(f"{url}/health").status_code == 405
+    assert read_hints(layout) == {}
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    webhook_section = readme.split("### Webhook", 1)[1].split("\n### ", 1)[0]
+    said = " ".join(webhook_section.split())
+    assert "with a wrong token is a 401, any other path a 404" in said
+    assert "known path a 405" in said
 
 
 def test_callbacks_drive_the_sensor_when_polling_is_rare(
@@ -142,7 +168,7 @@ def test_hints_are_consumed_and_an_unreachable_store_only_means_polling(tmp_path
     from crust_assets.webhook import write_hint
 
     local = DataLayout(tmp_path / "data")
-    write_hint(local, "0f0e0d0c-aaaa-bbbb-cccc-000000000001", "completed")
+    write_hint(local, "0f0e0d0c-aaaa-bbbb-cccc-000000000001")
     assert hinted_batch_ids(local) == ({"0f0e0d0c-aaaa-bbbb-cccc-000000000001"}, None)
     assert read_hints(local) == {}  # consumed
 

@@ -5,6 +5,7 @@ No asset here submits a job: `contact_enrichment_batch` only plans and enqueues,
 root, written atomically with the contract schema; Dagster keeps lineage and metadata.
 """
 
+import contextlib
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -749,18 +750,19 @@ def contacts_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
     }
 
     def build(path: Path) -> dict[str, int]:
-        connection = duckdb.connect(str(path))
-        try:
-            if not layout.is_local:
-                connection.register_filesystem(layout.fs)
-            for name, sql in views.items():
-                connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
-            return {
-                name: connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-                for name in views
-            }
-        finally:
-            connection.close()
+        with private_build_path(path) as built:
+            connection = duckdb.connect(str(built))
+            try:
+                if not layout.is_local:
+                    connection.register_filesystem(layout.fs)
+                for name, sql in views.items():
+                    connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+                return {
+                    name: connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+                    for name in views
+                }
+            finally:
+                connection.close()
 
     counts = layout.publish(target, build)
     return dg.MaterializeResult(
@@ -776,6 +778,27 @@ def contacts_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
 def duckdb_open_note(layout: DataLayout, target: str) -> str:
     """How to open the database: directly when local; with the filesystem registered when not."""
     if layout.is_local:
+@contextlib.contextmanager
+def private_build_path(path: Path) -> Iterator[Path]:
+    """A path for a file that DuckDB creates itself, in an owner-only directory beside `path`;
+    on success the finished file (CRUST_FILE_MODE) is moved to `path`.
+
+    DuckDB refuses a file created beforehand with the right mode, and makes its file and its
+    `.wal` with the process umask (0644 under the usual 022): inside a 0700 directory nobody
+    else can open them while they are built. Beside `path`, so the move is a rename.
+    """
+    import os
+    import tempfile
+
+    from crust_assets.storage import configured_file_mode
+
+    with tempfile.TemporaryDirectory(prefix=".duckdb-build-", dir=path.parent) as private:
+        built = Path(private) / path.name  # mkdtemp makes the directory 0700 whatever the umask
+        yield built
+        os.chmod(built, configured_file_mode())
+        os.replace(built, path)
+
+
         return f"```\nduckdb {target}\nSELECT * FROM contacts_latest LIMIT 10;\n```"
     protocol = target.split("://", 1)[0]
     return (
