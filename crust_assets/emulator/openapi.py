@@ -218,6 +218,8 @@ _RESULT_RECORD = {
 }
 
 _ADMIN_OBJECT = {"type": "object", "additionalProperties": True}
+# Admin endpoints: open when the emulator accepts any key, the fixed key when it has one.
+_ADMIN_SECURITY: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}]
 
 _DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -349,7 +351,7 @@ _DOCUMENT: dict[str, Any] = {
         "/_emulator/submissions": {
             "get": {
                 "tags": ["emulator-admin"],
-                "security": [],
+                "security": _ADMIN_SECURITY,
                 "summary": "Every accepted submit, oldest first (batch_id, created_at,"
                 " identifier_count, fields, urls_sha256, urls, status, credits_billed, ...)",
                 "responses": {"200": _json(_ADMIN_OBJECT, "Submissions log.")},
@@ -358,12 +360,12 @@ _DOCUMENT: dict[str, Any] = {
         "/_emulator/billing": {
             "get": {
                 "tags": ["emulator-admin"],
-                "security": [],
+                "security": _ADMIN_SECURITY,
                 "responses": {"200": _json(_ref("Billing"), "Credits used and balance.")},
             },
             "post": {
                 "tags": ["emulator-admin"],
-                "security": [],
+                "security": _ADMIN_SECURITY,
                 "requestBody": {
                     "content": {
                         "application/json": {
@@ -381,12 +383,12 @@ _DOCUMENT: dict[str, Any] = {
         "/_emulator/faults": {
             "get": {
                 "tags": ["emulator-admin"],
-                "security": [],
+                "security": _ADMIN_SECURITY,
                 "responses": {"200": _json(_ADMIN_OBJECT, "Current faults.")},
             },
             "patch": {
                 "tags": ["emulator-admin"],
-                "security": [],
+                "security": _ADMIN_SECURITY,
                 "summary": "Change some faults (counts are consumed as they fire)",
                 "requestBody": {"content": {"application/json": {"schema": _ADMIN_OBJECT}}},
                 "responses": {
@@ -396,7 +398,7 @@ _DOCUMENT: dict[str, Any] = {
             },
             "delete": {
                 "tags": ["emulator-admin"],
-                "security": [],
+                "security": _ADMIN_SECURITY,
                 "summary": "All faults off",
                 "responses": {"200": _json(_ADMIN_OBJECT, "Faults after the reset.")},
             },
@@ -404,12 +406,12 @@ _DOCUMENT: dict[str, Any] = {
         "/_emulator/config": {
             "get": {
                 "tags": ["emulator-admin"],
-                "security": [],
+                "security": _ADMIN_SECURITY,
                 "responses": {"200": _json(_ADMIN_OBJECT, "Current settings.")},
             },
             "patch": {
                 "tags": ["emulator-admin"],
-                "security": [],
+                "security": _ADMIN_SECURITY,
                 "summary": "Change pending_seconds, processing_seconds, part_size,"
                 " url_expiry_seconds or insufficient_credits_status (new jobs / new URLs)",
                 "requestBody": {"content": {"application/json": {"schema": _ADMIN_OBJECT}}},
