@@ -174,6 +174,14 @@ class DataLayout:
     def read_bytes(self, path: PurePath) -> bytes:
         return Path(path).read_bytes() if self.is_local else self.fs.cat_file(str(path))
 
+    def size(self, path: PurePath) -> int:
+        """Bytes in `path` (a stat, or the store's metadata): known before a byte is read."""
+        return Path(path).stat().st_size if self.is_local else int(self.fs.size(self._fresh(path)))
+
+    def open_binary(self, path: PurePath) -> Any:
+        """A seekable binary file object, to read a large file piece by piece (ranged GETs)."""
+        return open(path, "rb") if self.is_local else self.fs.open(str(path), "rb")
+
     def find(self, directory: PurePath, pattern: str) -> list[PurePath]:
         """Files matching `pattern` under `directory`, as layout paths (unlike `glob`'s URLs).
 

@@ -21,11 +21,24 @@ empty list like an empty file (editors save "empty" files as a lone newline).
 Each row keeps its 1-based line number in the file (the first line of a record when
 a quoted value spans lines), which is what a user needs to find it in an editor.
 
-The stdlib ``csv`` module is used rather than ``pyarrow.csv``: the reader must
-report file line numbers and keep blank lines as rows, which ``pyarrow.csv`` does
-neither of. A file without any double quote skips even that (a record is then a
-line, a field what lies between commas): 100,000 lines read in about 0.1 s, and
-in about 0.2-0.3 s through the csv module.
+A quote that is never closed is an error naming the line where it opens. CSV lets a
+quoted value run over many lines, so the only other reading of such a file is "the
+rest of the file is one value", which silently drops every later row.
+
+Bounded input (:class:`InputLimits`): the file's size is checked against a cap
+before a byte is read, the file is read as a stream (line by line, rows collected
+into Arrow arrays every ``_CHUNK_ROWS`` rows, so a row costs its bytes plus 12, not
+a Python object), and a list may hold at most a capped number of rows. A value
+longer than any URL the normaliser accepts (``MAX_URL_LENGTH``) is kept as its first
+``MAX_STORED_VALUE_CHARS`` characters plus ``…[truncated N characters]``: it can only
+be a ``too_long`` reject, and a 100 MB cell must not be stored whole. A file that
+looks like UTF-16 or UTF-32 without a byte-order mark is an encoding error, not a
+reject per line.
+
+The stdlib ``csv`` module parses the lines that hold a double quote, rather than
+``pyarrow.csv``: the reader must report file line numbers and keep blank lines as
+rows, which ``pyarrow.csv`` does neither of. A line without any double quote skips
+even that (a record is then the line, a field what lies between commas).
 """
 
 from __future__ import annotations
@@ -33,26 +46,43 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import os
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crust_assets.profile_urls import RejectReason, normalize_profile_urls
+from crust_assets.profile_urls import MAX_URL_LENGTH, RejectReason, normalize_profile_urls
 
 __all__ = [
+    "DEFAULT_INPUT_MAX_BYTES",
+    "DEFAULT_INPUT_MAX_ROWS",
+    "MAX_STORED_VALUE_CHARS",
     "PROFILE_URL_COLUMN",
+    "InputLimits",
     "PreparedUrlList",
     "UrlList",
     "UrlListError",
+    "check_input_size",
+    "parse_url_list",
     "prepare_url_list",
     "read_url_list",
+    "read_url_list_stream",
+    "truncated_value",
 ]
 
 PROFILE_URL_COLUMN = "profile_url"
+#: 512 MiB: far above any list a credit budget allows, far below what breaks a worker.
+DEFAULT_INPUT_MAX_BYTES = 512 * 1024 * 1024
+DEFAULT_INPUT_MAX_ROWS = 5_000_000
+#: Characters of an over-long value that are kept (the rest is cut, with a marker).
+MAX_STORED_VALUE_CHARS = MAX_URL_LENGTH
+BYTES_SETTING = "CRUST_INPUT_MAX_BYTES"
+ROWS_SETTING = "CRUST_INPUT_MAX_ROWS"
 
 RAW_SCHEMA = pa.schema([pa.field("line_number", pa.int64()), pa.field("raw", pa.string())])
 VALID_SCHEMA = pa.schema(
@@ -67,6 +97,8 @@ REJECTS_SCHEMA = pa.schema(
     ]
 )
 
+_CHUNK_ROWS = 65_536
+_SNIFF_BYTES = 4096
 _LINE_BREAK_BYTES_RE = re.compile(rb"\r\n|\r|\n")
 # A first line that is data, not a header: a scheme, "www." or a LinkedIn host.
 _URL_LIKE_RE = re.compile(r"^\W*(?:[a-z][a-z0-9+.\-]*://|www\.|[\w.\-]*linkedin\.)", re.I)
@@ -76,18 +108,29 @@ class UrlListError(ValueError):
     """The input file cannot be read as a URL list. The message names the file."""
 
 
+@dataclass(frozen=True)
+class InputLimits:
+    """How big an input list may be; each is a setting (see ``BYTES_SETTING``/``ROWS_SETTING``)."""
+
+    max_bytes: int = DEFAULT_INPUT_MAX_BYTES
+    max_rows: int = DEFAULT_INPUT_MAX_ROWS
+
+
 @dataclass(frozen=True, eq=False)
 class UrlList:
     """Raw values of one input file, in file order, before any normalisation."""
 
     path: str
-    #: ``line_number`` (int64, 1-based line in the file), ``raw`` (string, as written).
+    #: ``line_number`` (int64, 1-based line in the file), ``raw`` (string, as written,
+    #: or cut with :func:`truncated_value` when longer than ``MAX_URL_LENGTH``).
     table: pa.Table
     has_header: bool
     #: The header's cells as written (trimmed), or ``()`` without a header.
     columns: tuple[str, ...] = ()
     #: 0-based position of the ``profile_url`` column, ``None`` without a header.
     profile_url_column: int | None = None
+    #: Line number -> length in characters of each value that was cut.
+    truncated_lengths: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def num_rows(self) -> int:
@@ -127,130 +170,293 @@ class PreparedUrlList:
         }
 
 
-def read_url_list(path: str | os.PathLike[str]) -> UrlList:
-    """Read an input CSV into raw values with their line numbers.
+# ---- entry points ---------------------------------------------------------------------------
+def read_url_list(path: str | os.PathLike[str], limits: InputLimits | None = None) -> UrlList:
+    """Read an input CSV on the local disk into raw values with their line numbers.
 
-    Raises :class:`UrlListError` (naming the file) when the file is missing, is not
-    UTF-8 (with the byte offset and line of the first bad byte), has a header
-    without a ``profile_url`` column, or is not parseable CSV.
+    Raises :class:`UrlListError` (naming the file) when the file is missing, over a limit,
+    not UTF-8 (with the byte offset and line of the first bad byte), has a header without a
+    ``profile_url`` column, or has a quote that is never closed.
     """
     name = os.fspath(path)
     try:
-        data = Path(name).read_bytes()
+        size = os.stat(name).st_size
     except OSError as exc:
         raise UrlListError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
-    return parse_url_list(name, data)
+    return read_url_list_stream(name, lambda: open(name, "rb"), size=size, limits=limits)
 
 
-def parse_url_list(name: str, data: bytes) -> UrlList:
-    """Parse an input CSV's bytes, as :func:`read_url_list` does; `name` is what errors show.
+def parse_url_list(name: str, data: bytes, limits: InputLimits | None = None) -> UrlList:
+    """Parse an input CSV's bytes, as :func:`read_url_list` does; `name` is what errors show."""
+    return read_url_list_stream(name, lambda: io.BytesIO(data), size=len(data), limits=limits)
 
-    For lists that do not live on the local disk (an object store): the caller fetches the bytes.
+
+def read_url_list_stream(
+    name: str,
+    opener: Callable[[], BinaryIO],
+    *,
+    size: int,
+    limits: InputLimits | None = None,
+) -> UrlList:
+    """Read a list from any binary stream (a local file, an object in a bucket).
+
+    `size` is the file's size from a stat or a listing: it is checked against the limit
+    before `opener` is called. `opener` may be called a second time, only to locate an
+    invalid UTF-8 byte for the error message.
     """
-    text = _decode(name, data)
-    lines = _split_lines(text)
-    if lines[-1] == "":
-        lines.pop()  # the final newline ends the last line, it does not start a new one
+    limits = limits or InputLimits()
+    check_input_size(name, size, limits.max_bytes)
+    with opener() as stream:
+        head = stream.read(_SNIFF_BYTES)
+        _check_encoding(name, head)
+        stream.seek(0)
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        try:
+            return _read_lines(name, iter(text), limits.max_rows)
+        except UnicodeDecodeError:
+            pass
+    with opener() as stream:
+        raise _utf8_error(name, stream)
 
-    first = next((i for i, line in enumerate(lines) if line.strip()), None)
-    if first is None:  # empty, or nothing but blank lines (an editor's lone newline)
-        return UrlList(name, _raw_table([], []), has_header=False)
-    cells = _parse_first_row(name, lines[first], first + 1)
+
+def check_input_size(name: str, size: int, max_bytes: int) -> None:
+    """Refuse a file over the cap before reading it: the error says how to get past it."""
+    if size > max_bytes:
+        raise UrlListError(
+            f"{name}: the file is {size:,} bytes ({size / 2**20:,.1f} MiB), over the input "
+            f"limit of {max_bytes:,} bytes ({max_bytes / 2**20:,.1f} MiB); split the list, or "
+            f"raise the limit with {BYTES_SETTING}"
+        )
+
+
+def truncated_value(value: str, keep: int = MAX_STORED_VALUE_CHARS) -> str:
+    """The first `keep` characters of `value`, and a marker saying how many were cut."""
+    return f"{value[:keep]}…[truncated {len(value) - keep} characters]"
+
+
+# ---- encodings ------------------------------------------------------------------------------
+def _check_encoding(name: str, head: bytes) -> None:
+    """UTF-16 (with or without a byte-order mark) and UTF-32 are named, not read as UTF-8.
+
+    Without a BOM such a file is valid UTF-8 (NUL is a character), so each line would become
+    a `control_character` reject. Text in a CSV never holds NULs every other byte.
+    """
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UrlListError(
+            f"{name}: the file is UTF-16 (byte-order mark at byte offset 0); save it as UTF-8 CSV"
+        )
+    guess = _guess_wide_encoding(head)
+    if guess:
+        raise UrlListError(
+            f"{name}: the file looks like {guess} without a byte-order mark (NUL bytes in the "
+            f"first {len(head):,} bytes: {head.count(0):,}); save it as UTF-8 CSV"
+        )
+
+
+def _guess_wide_encoding(head: bytes) -> str | None:
+    """The likely encoding when NULs fill a large share of the first bytes, else None."""
+    if len(head) < 4 or head.count(0) < len(head) // 5:
+        return None
+    even, odd = head[0::2], head[1::2]
+    even_nul, odd_nul = even.count(0) / len(even), odd.count(0) / len(odd)
+    if odd_nul > 0.6 and even_nul < 0.1:
+        return "UTF-16-LE"
+    if even_nul > 0.6 and odd_nul < 0.1:
+        return "UTF-16-BE"
+    return "UTF-32 or another multi-byte encoding"
+
+
+def _utf8_error(name: str, stream: BinaryIO) -> UrlListError:
+    """Find the first invalid UTF-8 byte, reading block by block, and say where it is."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    base = breaks = 0  # bytes before `block`; line breaks in them
+    after_cr = False  # the previous block ended with CR (a CRLF may straddle two blocks)
+    while True:
+        block = stream.read(1 << 20)
+        pending = decoder.getstate()[0]
+        try:
+            decoder.decode(block, final=not block)
+        except UnicodeDecodeError as exc:
+            offset = base - len(pending) + exc.start
+            bad = (pending + block)[exc.start]
+            line = breaks + _count_breaks(block[: max(0, offset - base)], after_cr) + 1
+            return UrlListError(
+                f"{name}: not valid UTF-8: byte 0x{bad:02X} at byte offset {offset} "
+                f"(line {line}); save the file as UTF-8"
+            )
+        if not block:  # the stream decoded after all (it changed since): say so plainly
+            return UrlListError(f"{name}: not valid UTF-8; save the file as UTF-8")
+        breaks += _count_breaks(block, after_cr)
+        after_cr = block.endswith(b"\r")
+        base += len(block)
+
+
+def _count_breaks(data: bytes, after_cr: bool) -> int:
+    count = len(_LINE_BREAK_BYTES_RE.findall(data))
+    return count - 1 if after_cr and data.startswith(b"\n") else count
+
+
+# ---- lines and records ----------------------------------------------------------------------
+class _Rows:
+    """Rows collected in Python lists, moved to Arrow every `_CHUNK_ROWS` rows."""
+
+    def __init__(self, name: str, max_rows: int) -> None:
+        self.name, self.max_rows = name, max_rows
+        self.numbers: list[int] = []
+        self.values: list[str] = []
+        self.truncated: dict[int, int] = {}
+        self._chunks: list[pa.RecordBatch] = []
+        self._count = 0
+
+    def add(self, number: int, value: str) -> None:
+        """One row; a value longer than any URL the normaliser accepts is cut."""
+        if len(value) > MAX_URL_LENGTH:
+            self.truncated[number] = len(value)
+            value = truncated_value(value)
+        self.numbers.append(number)
+        self.values.append(value)
+        if len(self.values) >= _CHUNK_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.values:
+            return
+        self._count += len(self.values)
+        if self._count > self.max_rows:
+            raise UrlListError(
+                f"{self.name}: more than {self.max_rows:,} rows, the input limit; split the "
+                f"list, or raise the limit with {ROWS_SETTING}"
+            )
+        arrays = [pa.array(self.numbers, pa.int64()), pa.array(self.values, pa.string())]
+        self._chunks.append(pa.RecordBatch.from_arrays(arrays, schema=RAW_SCHEMA))
+        self.numbers.clear()
+        self.values.clear()
+
+    def table(self) -> pa.Table:
+        self.flush()
+        return pa.Table.from_batches(self._chunks, schema=RAW_SCHEMA)
+
+
+def _read_lines(name: str, lines: Iterator[str], max_rows: int) -> UrlList:
+    """Find the header (or its absence), then read every row after it."""
+    rows = _Rows(name, max_rows)  # blank lines first: rows of a header-less list
+    number = 0
+    for line in lines:
+        number += 1
+        if line.strip():
+            break
+        _add_line(rows, number, line)
+    else:  # empty, or nothing but blank lines (an editor's lone newline)
+        return UrlList(name, _Rows(name, max_rows).table(), has_header=False)
+    cells, closed = _header_cells(line)
     keys = [cell.strip().lower() for cell in cells]
     if PROFILE_URL_COLUMN in keys:
         if keys.count(PROFILE_URL_COLUMN) > 1:
             raise UrlListError(
-                f"{name}: the header on line {first + 1} has several {PROFILE_URL_COLUMN} "
+                f"{name}: the header on line {number} has several {PROFILE_URL_COLUMN} "
                 f"columns: {[c.strip() for c in cells]}"
             )
-        column = keys.index(PROFILE_URL_COLUMN)
-        if '"' in text:
-            return _read_with_header(name, text, first, cells, column)
-        # No quoting anywhere: a record is a line and a field is what lies between
-        # commas, exactly as the csv module would read it, at a fraction of the cost.
-        body = lines[first + 1 :]
-        values = [(line.split(",", column + 1) + [""] * column)[column] for line in body]
+        if not closed:
+            raise _unclosed_quote(name, number)
+        rows = _Rows(name, max_rows)
+        _read_records(name, lines, number, keys.index(PROFILE_URL_COLUMN), rows)
         return UrlList(
             name,
-            _raw_table(range(first + 2, first + 2 + len(body)), values),
+            rows.table(),
             has_header=True,
             columns=tuple(c.strip() for c in cells),
-            profile_url_column=column,
+            profile_url_column=keys.index(PROFILE_URL_COLUMN),
+            truncated_lengths=rows.truncated,
         )
-    if len(cells) > 1 and not _URL_LIKE_RE.match(lines[first]):
+    if len(cells) > 1 and not _URL_LIKE_RE.match(line):
         raise UrlListError(
-            f"{name}: no {PROFILE_URL_COLUMN} column in the header on line {first + 1}; "
+            f"{name}: no {PROFILE_URL_COLUMN} column in the header on line {number}; "
             f"columns found: {[c.strip() for c in cells]}"
         )
     # No header: every line (blank ones included) is one value, as written.
-    return UrlList(name, _raw_table(range(1, len(lines) + 1), lines), has_header=False)
+    _add_line(rows, number, line)
+    for later, text in enumerate(lines, number + 1):
+        _add_line(rows, later, text)
+    return UrlList(name, rows.table(), has_header=False, truncated_lengths=rows.truncated)
 
 
-def _split_lines(text: str) -> list[str]:
-    """Split at CRLF, CR or LF (what the csv module accepts), not at other separators."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text.split("\n")
+def _add_line(rows: _Rows, number: int, line: str) -> None:
+    rows.add(number, line.rstrip("\r\n"))
 
 
-def _decode(name: str, data: bytes) -> str:
-    """UTF-8 (an optional BOM is dropped) or a UrlListError saying where it is not."""
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise UrlListError(
-            f"{name}: the file is UTF-16 (byte-order mark at byte offset 0); save it as UTF-8 CSV"
-        )
-    skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        return data[skip:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        offset = skip + exc.start
-        line = len(_LINE_BREAK_BYTES_RE.findall(data, 0, offset)) + 1
-        raise UrlListError(
-            f"{name}: not valid UTF-8: byte 0x{data[offset]:02X} at byte offset {offset} "
-            f"(line {line}); save the file as UTF-8"
-        ) from None
+def _read_records(name: str, lines: Iterator[str], header: int, column: int, rows: _Rows) -> None:
+    """Add the `column` value of each record after the header line (empty if the row is short).
+
+    Lines come in batches: a batch without a double quote is split at commas (a record is
+    then a line, a field what lies between commas, exactly as the csv module would read it,
+    at a fraction of the cost); any other batch goes through the csv module.
+    """
+    number = header  # lines read so far
+    while batch := list(itertools.islice(lines, _CHUNK_ROWS)):
+        if any('"' in line for line in batch):
+            number += _read_csv_batch(name, batch, lines, number, column, rows)
+            continue
+        first, number = number + 1, number + len(batch)
+        for line_number, line in enumerate(batch, first):
+            cells = line.split(",", column + 1)  # the line break stays on the last cell
+            rows.add(line_number, cells[column].rstrip("\r\n") if column < len(cells) else "")
 
 
-def _parse_first_row(name: str, line: str, line_number: int) -> list[str]:
-    try:
-        return next(csv.reader([line]), [])
-    except csv.Error as exc:
-        raise UrlListError(f"{name}: line {line_number}: not valid CSV: {exc}") from None
+def _read_csv_batch(
+    name: str, batch: list[str], lines: Iterator[str], before: int, column: int, rows: _Rows
+) -> int:
+    """Read the records that start in `batch` (the last may go on into `lines`); lines used."""
+    source = _Source(batch, lines)
+    reader = csv.reader(source)
+    used = 0
+    while used < len(batch):
+        start = before + used + 1
+        try:
+            cells = next(reader)
+        except csv.Error as exc:
+            raise UrlListError(f"{name}: line {start}: not valid CSV: {exc}") from None
+        if source.ran_out:
+            raise _unclosed_quote(name, start)
+        used = reader.line_num
+        rows.add(start, cells[column] if column < len(cells) else "")
+    return used
 
 
-def _read_with_header(
-    name: str, text: str, header_index: int, cells: list[str], column: int
-) -> UrlList:
-    """CSV rows after the header; the value of ``column`` (empty if the row is short)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    line_numbers: list[int] = []
-    values: list[str] = []
-    consumed = 0  # physical lines read so far
-    try:
-        for row in reader:
-            start = consumed + 1
-            consumed = reader.line_num
-            if start <= header_index + 1:
-                continue  # blank lines before the header, and the header itself
-            line_numbers.append(start)
-            values.append(row[column] if column < len(row) else "")
-    except csv.Error as exc:
-        raise UrlListError(f"{name}: line {consumed + 1}: not valid CSV: {exc}") from None
-    return UrlList(
-        name,
-        _raw_table(line_numbers, values),
-        has_header=True,
-        columns=tuple(c.strip() for c in cells),
-        profile_url_column=column,
+class _Source:
+    """Lines for the csv module: `first`, then `rest`; notes when `rest` has run out.
+
+    The csv module asks for another line only to start a record or while a quoted value is
+    open, so running out in the middle of a record is exactly an unclosed quote.
+    """
+
+    def __init__(self, first: Iterable[str], rest: Iterator[str]) -> None:
+        self.first, self.rest = first, rest
+        self.ran_out = False
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.first
+        # Not `yield from`: closing this generator would close `rest`, the open file.
+        for more in self.rest:  # noqa: UP028
+            yield more
+        self.ran_out = True
+
+
+def _header_cells(line: str) -> tuple[list[str], bool]:
+    """The first non-blank line's cells, and whether its quotes are all closed."""
+    source = _Source((line,), iter(()))
+    cells = next(csv.reader(source), [])
+    return cells, not source.ran_out
+
+
+def _unclosed_quote(name: str, number: int) -> UrlListError:
+    return UrlListError(
+        f'{name}: line {number}: a quoted value opens on this line with " and is never closed, '
+        f"so every later line would be read as part of it; remove the stray quote, or close it "
+        f'(a quote inside a quoted value is written "")'
     )
 
 
-def _raw_table(line_numbers: range | list[int], values: list[str]) -> pa.Table:
-    return pa.Table.from_arrays(
-        [pa.array(line_numbers, pa.int64()), pa.array(values, pa.string())], schema=RAW_SCHEMA
-    )
-
-
+# ---- preparing ------------------------------------------------------------------------------
 def prepare_url_list(table: pa.Table | UrlList) -> PreparedUrlList:
     """Normalise every raw value, keep the first occurrence of each valid URL.
 
@@ -259,8 +465,9 @@ def prepare_url_list(table: pa.Table | UrlList) -> PreparedUrlList:
     same person twice in a list is not an error, but must be enriched (and billed)
     once.
     """
+    truncated: Mapping[int, int] = {}
     if isinstance(table, UrlList):
-        table = table.table
+        table, truncated = table.table, table.truncated_lengths
     raw = table.column("raw")
     if "line_number" in table.column_names:
         line_number = table.column("line_number").cast(pa.int64())
@@ -269,44 +476,70 @@ def prepare_url_list(table: pa.Table | UrlList) -> PreparedUrlList:
     normalized = normalize_profile_urls(raw, include_messages=True)
 
     valid_mask = pc.is_valid(normalized.column("profile_url"))
-    valid_rows = pa.table(
-        {
-            "profile_url": normalized.column("profile_url"),
-            "line_number": line_number,
-            "_row": pa.array(range(table.num_rows), pa.int64()),
-        }
-    ).filter(valid_mask)
-    first = valid_rows.group_by("profile_url", use_threads=False).aggregate([("_row", "min")])
-    order = pc.sort_indices(first.column("_row_min"))
-    first_rows = pc.take(first.column("_row_min"), order)
-    valid = pa.table(
-        {
-            "profile_url": pc.take(normalized.column("profile_url"), first_rows),
-            "line_number": pc.take(line_number, first_rows),
-        },
-        schema=VALID_SCHEMA,
+    valid = _first_occurrences(normalized.column("profile_url"), line_number)
+    rejects = _rejects(line_number, normalized, pc.invert(valid_mask), truncated)
+    return PreparedUrlList(
+        valid=valid,
+        rejects=rejects,
+        rows_read=table.num_rows,
+        duplicates=(pc.sum(valid_mask).as_py() or 0) - valid.num_rows,
+        rejected_by_reason=_count_reasons(rejects),
     )
 
-    reject_mask = pc.invert(valid_mask)
-    rejects = pa.Table.from_arrays(
+
+def _first_occurrences(urls: pa.ChunkedArray, line_number: pa.ChunkedArray) -> pa.Table:
+    """Each distinct URL once, in the order of its first line, with that line's number.
+
+    A dictionary encoding numbers the distinct values in order of first appearance, so a
+    row is a first occurrence exactly where the running maximum of those numbers grows.
+    This needs a hash of the distinct values only: a group-by over millions of rows took
+    four times the memory of the URLs themselves.
+    """
+    encoded = pc.dictionary_encode(urls)
+    if encoded.num_chunks == 0 or len(encoded) == 0:
+        return VALID_SCHEMA.empty_table()
+    codes = pa.chunked_array([chunk.indices for chunk in encoded.chunks], pa.int32())
+    running_max = pc.cumulative_max(pc.fill_null(codes, -1))
+    previous = pa.chunked_array([pa.array([-1], pa.int32()), *running_max[:-1].chunks])
+    first = pc.greater(running_max, previous)
+    dictionary = encoded.chunk(encoded.num_chunks - 1).dictionary
+    return pa.Table.from_arrays(
+        [dictionary, line_number.filter(first).combine_chunks()], schema=VALID_SCHEMA
+    )
+
+
+def _rejects(
+    line_number: pa.ChunkedArray,
+    normalized: pa.Table,
+    mask: pa.ChunkedArray,
+    truncated: Mapping[int, int],
+) -> pa.Table:
+    """The rejected rows; a cut value's message gives the length it had in the file."""
+    numbers = line_number.filter(mask).combine_chunks()
+    messages = normalized.column("reject_message").filter(mask).combine_chunks()
+    if truncated:
+        cut = pc.is_in(numbers, value_set=pa.array(list(truncated), pa.int64()))
+        explained = [
+            f"value has {truncated[n]:,} characters; the limit is {MAX_URL_LENGTH:,} "
+            f"(stored cut to its first {MAX_STORED_VALUE_CHARS:,})"
+            for n in numbers.filter(cut).to_pylist()
+        ]
+        messages = pc.replace_with_mask(messages, cut, pa.array(explained, pa.string()))
+    return pa.Table.from_arrays(
         [
-            line_number.filter(reject_mask),
-            normalized.column("raw").filter(reject_mask),
-            normalized.column("reject_reason").filter(reject_mask),
-            normalized.column("reject_message").filter(reject_mask),
+            numbers,
+            normalized.column("raw").filter(mask),
+            normalized.column("reject_reason").filter(mask),
+            messages,
         ],
         schema=REJECTS_SCHEMA,
     )
+
+
+def _count_reasons(rejects: pa.Table) -> dict[str, int]:
     by_reason = {
         row["values"]: row["counts"]
         for row in pc.value_counts(rejects.column("reason")).to_pylist()
         if row["values"] is not None
     }
-    ordered = {r.value: by_reason[r.value] for r in RejectReason if r.value in by_reason}
-    return PreparedUrlList(
-        valid=valid,
-        rejects=rejects,
-        rows_read=table.num_rows,
-        duplicates=valid_rows.num_rows - valid.num_rows,
-        rejected_by_reason=ordered,
-    )
+    return {r.value: by_reason[r.value] for r in RejectReason if r.value in by_reason}

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crust_assets.profile_urls import normalize_profile_url
 from crust_assets.url_lists import (
@@ -288,3 +292,115 @@ def test_unquoted_shortcut_reads_like_the_csv_module(tmp_path: Path, newline: st
         (7, "h"),
         (8, ""),
     ]
+
+
+# ---- quotes: an unclosed one is an error; every well-formed record is a row --------------------
+def csv_module_records(path: Path) -> list[tuple[int, list[str]]]:
+    """The independent count: each record after the header, with the line it starts on."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        records, consumed = [], 0
+        for row in reader:
+            records.append((consumed + 1, row))
+            consumed = reader.line_num
+    return records[1:]
+
+
+def test_stray_quote_at_line_501_of_1000_is_an_error_naming_that_line(tmp_path: Path) -> None:
+    lines = [f"https://www.linkedin.com/in/person-{i:04d}" for i in range(1, 1001)]
+    lines[500] = '"' + lines[500]  # line 501 of the file (no header)
+    with_header = ["profile_url", *lines[1:]]  # the same quote, now on line 501 after a header
+    for name, content in (("plain.csv", lines), ("header.csv", with_header)):
+        path = write(tmp_path, "\n".join(content) + "\n", name)
+        if name == "plain.csv":
+            # No header: each line is a value and quotes are not syntax; the line is a reject.
+            prepared = prepare_url_list(read_url_list(path))
+            assert prepared.rows_read == 1000
+            continue
+        with pytest.raises(UrlListError) as info:
+            read_url_list(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: line 501: ")
+        assert "never closed" in message
+
+
+@pytest.mark.parametrize("final_newline", ["", "\n", "\r\n"])
+def test_stray_quote_on_the_last_line_is_an_error(tmp_path: Path, final_newline: str) -> None:
+    text = f'profile_url,name\n{JD},a\n"{JANE},b{final_newline}'
+    with pytest.raises(UrlListError, match=r": line 3: a quoted value opens"):
+        read_url_list(write(tmp_path, text))
+
+
+def test_unclosed_quote_in_the_header_line_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(UrlListError, match=r": line 2: a quoted value opens"):
+        read_url_list(write(tmp_path, f'\nprofile_url,"name\n{JD},a\n'))
+
+
+def test_quote_inside_a_field_is_a_character_as_the_csv_module_reads_it(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "name,profile_url,note\n"
+        f'Jo"hn,{JD},x\n'  # a quote in the middle of a field is literal
+        f'"Jane ""R"" Roe",{JANE},"a ""b"""\n'  # doubled quotes inside a quoted field
+        f'"abc"def,{JD}/"x,y\n'  # text after a closing quote, and a quote ending a URL
+        f'n,"{JD}"trailing\n',
+    )
+    url_list = read_url_list(path)
+    expected = [(start, row[1]) for start, row in csv_module_records(path)]
+    assert rows(url_list) == expected
+    assert rows(url_list) == [(2, JD), (3, JANE), (4, JD + '/"x'), (5, JD + "trailing")]
+
+
+def test_quoted_newlines_are_one_record_numbered_by_their_first_line(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        'note,profile_url\r\n"line one\r\nline two\r\n\r\nline four",' + JD + "\r\n"
+        f'x,"{JANE}\nwith a newline"\r\n'
+        f"y,{JD}\r\n",
+    )
+    url_list = read_url_list(path)
+    assert rows(url_list) == [(2, JD), (6, JANE + "\nwith a newline"), (8, JD)]
+    assert [start for start, _ in csv_module_records(path)] == [2, 6, 8]
+
+
+def test_a_record_spanning_a_batch_boundary_keeps_later_line_numbers(tmp_path: Path) -> None:
+    """Lines are read in batches of 65,536; a quoted value may start in one and end in the next."""
+    lines = ["profile_url,note"] + [f"{JD}-{i},n" for i in range(70_000)]
+    lines[65_535] = f'{JD}-q,"opens here\ncloses here"'  # straddles lines 65,536-65,537
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    url_list = read_url_list(path)
+    assert rows(url_list) == [(s, row[0]) for s, row in csv_module_records(path)]
+    assert url_list.num_rows == 70_000
+    assert url_list.table.column("line_number")[-1].as_py() == 70_002
+
+
+_CELL = st.text(alphabet=st.sampled_from('ab ,"\r\n\tx/é'), max_size=12)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    rows_=st.lists(st.lists(_CELL, min_size=0, max_size=3), max_size=25),
+    terminator=st.sampled_from(["\n", "\r\n"]),
+    final_newline=st.booleans(),
+    column=st.integers(min_value=0, max_value=2),
+)
+def test_rows_read_matches_the_csv_module_on_well_formed_files(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows_: list[list[str]],
+    terminator: str,
+    final_newline: bool,
+    column: int,
+) -> None:
+    header = ["a", "b", "c"]
+    header[column] = "profile_url"
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator=terminator).writerows([header, *rows_])
+    text = buffer.getvalue()
+    if not final_newline and text.endswith(terminator):
+        text = text[: -len(terminator)]
+    path = write(tmp_path_factory.mktemp("prop"), text)
+    url_list = read_url_list(path)
+    records = csv_module_records(path)
+    assert url_list.num_rows == len(records)
+    assert rows(url_list) == [(s, r[column] if column < len(r) else "") for s, r in records]
+    assert prepare_url_list(url_list).rows_read == len(records)

@@ -57,7 +57,7 @@ from crust_assets.table import (
     requested_columns,
     worst_case_credits,
 )
-from crust_assets.url_lists import UrlListError, parse_url_list, prepare_url_list, read_url_list
+from crust_assets.url_lists import UrlListError, prepare_url_list, read_url_list_stream
 
 GROUP = "contact_enrichment"
 PLAN_SCHEMA = pa.schema(
@@ -78,7 +78,7 @@ download_retry_policy = dg.RetryPolicy(
     description="A day's profile URLs: normalised, validated, deduplicated; rejects kept.",
 )
 def contact_url_list(
-    context: dg.AssetExecutionContext, data_root: DataRoot
+    context: dg.AssetExecutionContext, data_root: DataRoot, enrichment: EnrichmentSettings
 ) -> dg.MaterializeResult:
     layout = data_root.layout()
     date = context.partition_key
@@ -88,15 +88,17 @@ def contact_url_list(
             description=f"No input list for {date}: expected a CSV file at {layout.url(path)}",
             allow_retries=False,
         )
-    try:
-        raw = (
-            read_url_list(path)
-            if layout.is_local
-            else parse_url_list(layout.url(path), layout.read_bytes(path))
+    size = layout.size(path)
+    try:  # streamed, and refused before the first byte when over CRUST_INPUT_MAX_BYTES
+        raw = read_url_list_stream(
+            layout.url(path),
+            lambda: layout.open_binary(path),
+            size=size,
+            limits=enrichment.input_limits(),
         )
     except UrlListError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
-    prepared = prepare_url_list(raw.table)
+    prepared = prepare_url_list(raw)
     valid = prepared.valid.select(URL_LIST_SCHEMA.names).cast(URL_LIST_SCHEMA)
     rejects = prepared.rejects.select(REJECTS_SCHEMA.names).cast(REJECTS_SCHEMA)
     list_file = layout.staging_partition("contact_url_list", date)
@@ -114,6 +116,7 @@ def contact_url_list(
                 markdown_counts(prepared.rejected_by_reason, "reason")
             ),
             "input_file": dg.MetadataValue.path(layout.url(path)),
+            "input_bytes": size,
             "rejects_file": dg.MetadataValue.path(layout.url(rejects_file)),
         }
     )

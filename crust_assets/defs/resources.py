@@ -13,6 +13,7 @@ from pydantic import Field
 from crust_assets.crustdata import FIELDS, CrustdataClient, DownloadLimits
 from crust_assets.crustdata.limits import host_patterns
 from crust_assets.storage import DataLayout
+from crust_assets.url_lists import DEFAULT_INPUT_MAX_BYTES, DEFAULT_INPUT_MAX_ROWS, InputLimits
 
 PRODUCTION_BASE_URL = "https://api.crustdata.com"
 EMULATOR_BASE_URL = "http://127.0.0.1:8711"
@@ -180,12 +181,23 @@ class EnrichmentSettings(dg.ConfigurableResource):
         description="env CRUST_ALLOW_REENRICH_ERASED: submit URLs erased with `crust-assets "
         "forget` again (default: skipped)",
     )
+    input_max_bytes: int = Field(
+        default=DEFAULT_INPUT_MAX_BYTES,
+        description="env CRUST_INPUT_MAX_BYTES: a larger input list is refused before it is read",
+    )
+    input_max_rows: int = Field(
+        default=DEFAULT_INPUT_MAX_ROWS,
+        description="env CRUST_INPUT_MAX_ROWS: an input list with more rows is refused",
+    )
 
     webhook_url: str | None = Field(
         default=None,
         description="env CRUST_WEBHOOK_URL: where `crust-assets webhook` listens, token included; "
         "jobs are submitted with it and a callback makes the sensor poll at once",
     )
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(max_bytes=self.input_max_bytes, max_rows=self.input_max_rows)
 
     def api_fields(self) -> list[str]:
         """The configured fields, validated so a typo fails at planning, not at submit."""
@@ -229,6 +241,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             max_job_attempts=env_int_or("CRUST_MAX_JOB_ATTEMPTS", 3),  # type: ignore[arg-type]
             retry_cooldown_seconds=env_int_or("CRUST_RETRY_COOLDOWN_SECONDS", 60),  # type: ignore[arg-type]
             allow_reenrich_erased=env_flag("CRUST_ALLOW_REENRICH_ERASED"),
+            input_max_bytes=env_int_or("CRUST_INPUT_MAX_BYTES", DEFAULT_INPUT_MAX_BYTES),  # type: ignore[arg-type]
+            input_max_rows=env_int_or("CRUST_INPUT_MAX_ROWS", DEFAULT_INPUT_MAX_ROWS),  # type: ignore[arg-type]
             webhook_url=env_or("CRUST_WEBHOOK_URL", None),  # type: ignore[arg-type]
         ),
         "data_root": DataRoot(data_dir=env_or("CRUST_DATA_DIR", "data")),  # type: ignore[arg-type]
