@@ -239,6 +239,21 @@ def drive(world: World, runs: int = 1, timeout: float = 120.0) -> list[dg.Execut
     return world.pipeline.drive(until_runs=runs, timeout=timeout)
 
 
+def drive_until_loaded(world: World, date: str, timeout: float) -> list[dg.ExecuteInProcessResult]:
+    """Tick and run whatever the sensor requests (loads retried included) until a run of
+    enriched_contacts[date] succeeds; every run launched, in order."""
+    runs: list[dg.ExecuteInProcessResult] = []
+    deadline = time.monotonic() + timeout
+    while not any(r.success for r in runs):
+        expect(
+            time.monotonic() < deadline,
+            f"{date} not loaded after {timeout:.0f} s, {len(runs)} runs",
+        )
+        runs += world.pipeline.run_requests(world.pipeline.tick())
+        time.sleep(0.5)
+    return runs
+
+
 def latest_enriched_run(instance: dg.DagsterInstance, date: str) -> dg.DagsterRun | None:
     runs = instance.get_runs(
         filters=dg.RunsFilter(job_name=ENRICHED_JOB, tags={"dagster/partition": date}), limit=1
@@ -498,6 +513,41 @@ def s_expired_urls(world: World) -> None:
     world.notes.append(f"{expired} downloads refused as expired, refreshed")
 
 
+def s_corrupt_first_download(world: World) -> None:
+    """Every result part is a complete 200 holding a truncated gzip on its first download, and
+    fine afterwards: each part is fetched again on its own, and the day loads in one run."""
+    date = "2026-11-27"
+    world.partition(date, make_urls("firstbad", 650))  # 3 jobs, 7 parts of <= 120 records
+    world.admin.set_faults(truncate_first_downloads=True)
+    world.pipeline.plan(date)
+    runs = drive_until_loaded(world, date, timeout=240)
+    downloads = len(emulator_log_lines(world, r"GET /_files/\S+ 200"))
+    expect(downloads >= 14, f"only {downloads} downloads: the parts were not all broken once")
+    expect(len(runs) == 1, f"{len(runs)} enriched_contacts runs, expected all rows in one")
+    retries = len(run_failure_texts(world.instance, runs[0].dagster_run.run_id))
+    world.notes.append(f"7 parts broken once, {downloads} downloads, {retries} step retries")
+
+
+def s_store_down_two_minutes(world: World) -> None:
+    """The object store answers 503 for 2 minutes after each job completes: the load run fails
+    after its own retries, the sensor requests it again with backoff, and the day loads with
+    nobody stepping in."""
+    date = "2026-11-28"
+    world.partition(date, make_urls("storedown", 650))
+    world.admin.set_faults(store_down_after_completion_seconds=120.0)
+    world.pipeline.plan(date)
+    runs = drive_until_loaded(world, date, timeout=330)
+    failed = events(world, date, JobEvent.LOAD_FAILED)
+    requested = [int(e["attempt"]) for e in events(world, date, JobEvent.LOAD_REQUESTED)]
+    expect(len(runs) >= 2 and bool(failed), "no load failed: the store was never down for it")
+    expect(requested == list(range(1, len(runs) + 1)), f"load attempts requested {requested}")
+    expect(all("503" in str(e.get("message")) for e in failed), f"failures said {failed}")
+    expect(not events(world, date, JobEvent.LOAD_GIVEN_UP), "the load was given up")
+    world.notes.append(
+        f"loaded by attempt {len(runs)}; {len(failed)} failed while the store was down"
+    )
+
+
 def s_missing_and_duplicate_records(world: World) -> None:
     """Results lose 2 records and repeat 2 per job: the check says so; re-planning fixes it."""
     date = "2026-11-14"
@@ -723,6 +773,12 @@ SCENARIOS: list[Scenario] = [
     Scenario("corrupt-download", s_corrupt_download),
     Scenario("download-always-broken", s_download_always_broken),
     Scenario("expired-presigned-urls", s_expired_urls),
+    Scenario("corrupt-first-download", s_corrupt_first_download),
+    Scenario(
+        "store-down-2-minutes",
+        s_store_down_two_minutes,
+        settings={"load_retry_seconds": 20, "load_retry_max_seconds": 60},
+    ),
     Scenario("missing-duplicate-records", s_missing_and_duplicate_records, fast=True),
     Scenario("overlapping-backfill", s_overlapping_backfill, fast=True),
     Scenario("flat-records", s_flat_records),
@@ -922,15 +978,18 @@ def check_secrets(world: World, verdict: Verdict, captured: list[str]) -> None:
         verdict.problems.append(f"secret leaked: {'; '.join(findings[:5])}")
 
 
-def secret_needles(key: str) -> dict[str, bytes]:
-    """The key as bytes in the encodings a file could hold it in."""
+def secret_needles(key: str, webhook_token: str | None = None) -> dict[str, bytes]:
+    """The key (and the webhook token, the secret path of CRUST_WEBHOOK_URL, when given) as
+    bytes in the encodings a file could hold them in."""
     import base64
 
-    return {
-        "API key": key.encode(),
-        "API key (UTF-16)": key.encode("utf-16-le"),
-        "API key (base64)": base64.b64encode(key.encode())[:-4],
-    }
+    needles = {}
+    for name, value in (("API key", key), ("webhook token", webhook_token)):
+        if value:
+            needles[name] = value.encode()
+            needles[f"{name} (UTF-16)"] = value.encode("utf-16-le")
+            needles[f"{name} (base64)"] = base64.b64encode(value.encode())[:-4]
+    return needles
 
 
 def scan_bytes(data: bytes, needles: dict[str, bytes], signatures: set[bytes]) -> list[str]:

@@ -7,6 +7,11 @@ DownloadError, a step retry), pre-signed URLs that expire between parts (refresh
 file of DAGSTER_HOME (event log, run storage, compute logs, daemon logs), of the data dir and of
 the emulator's state dir and log is searched, byte for byte, for the key and for every
 X-Amz-Signature the emulator can have issued, and so is every error text Dagster recorded.
+The webhook token (the secret path of CRUST_WEBHOOK_URL) is searched for too, everywhere but
+the emulator's database (an API has to keep the URL it calls back).
+
+A second run drives the real sensor against an emulator that echoes the key and the webhook
+URL in its 400s and failed jobs (the ``echo_secrets`` fault): nothing of them may be stored.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from crust_assets.emulator.process import EmulatorProcess
 from crust_assets_tests.fault_matrix import (
     SECRET_KEY,
     all_run_error_texts,
+    capture_logs,
     issued_signatures,
     open_instance,
     scan_bytes,
@@ -35,6 +41,7 @@ from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 
 DATE = "2026-11-24"
 EXPIRY_SECONDS = 2
+WEBHOOK_TOKEN = "whk-UNMISTAKABLE-TOKEN-4d2e9f7a1b"
 
 
 def wait_for_enriched_contacts(home: Path, plan_run_id: str, timeout: float) -> None:
@@ -80,9 +87,13 @@ def test_a_full_dagster_dev_run_leaves_no_key_and_no_signature_anywhere(tmp_path
         env = {
             "CRUSTDATA_API_KEY": SECRET_KEY,
             "CRUSTDATA_BASE_URL": emulator.base_url,
+            # Callbacks on, to a port nobody listens on: the token travels with every submit.
+            "CRUST_WEBHOOK_URL": f"http://127.0.0.1:9/hooks/crustdata/{WEBHOOK_TOKEN}",
             "CRUST_DATA_DIR": str(data_dir),
             "CRUST_POLL_INTERVAL_SECONDS": "2",
             "CRUST_RETRY_COOLDOWN_SECONDS": "2",
+            # One download per part: the truncated part must fail the step (an error text).
+            "CRUST_DOWNLOAD_PART_ATTEMPTS": "1",
             "DAGSTER_DISABLE_TELEMETRY": "1",
         }
         dev = start_dagster_dev(home, env)
@@ -112,6 +123,14 @@ def test_a_full_dagster_dev_run_leaves_no_key_and_no_signature_anywhere(tmp_path
     findings = scan_paths([home, data_dir, emulator.state_dir], needles, signatures)
     for text in texts:
         findings += [f"error text: {hit}" for hit in scan_bytes(text.encode(), needles, signatures)]
+    # The token too: everywhere but the emulator's database, which (like the real API) must
+    # keep the webhook URL to call it back.
+    assert all(WEBHOOK_TOKEN in s["webhook_url"] for s in submissions)
+    with_token = secret_needles(SECRET_KEY, WEBHOOK_TOKEN)
+    findings += scan_paths([home, data_dir], with_token, signatures)
+    findings += [f"emulator log: {hit}" for hit in scan_bytes(log.encode(), with_token, set())]
+    for text in texts:
+        findings += [f"error text: {hit}" for hit in scan_bytes(text.encode(), with_token, set())]
     assert findings == []
 
 
@@ -157,3 +176,68 @@ def test_failures_with_a_refused_key_never_echo_it(tmp_path: Path) -> None:
             else:
                 pytest.fail("a wrong key was accepted")
         assert not [t for t in texts if SECRET_KEY in t]
+
+
+def test_echoed_key_and_webhook_token_reach_no_event_log_or_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API that echoes the key and the webhook URL, driven by the real sensor.
+
+    Job 1 is refused with a 400 naming the webhook URL and carrying the key (the "given up"
+    event), job 2 fails with an error_message naming both (the failure events), job 3 is
+    delivered and loaded. Nothing of the key or the token may be stored anywhere.
+    """
+    monkeypatch.setenv("CRUST_POLL_INTERVAL_SECONDS", "1")  # callbacks are on: poll anyway
+    hook = f"http://127.0.0.1:9/hooks/crustdata/{WEBHOOK_TOKEN}"  # nobody listens on port 9
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    emulator = EmulatorProcess(
+        tmp_path / "emulator",
+        api_key=SECRET_KEY,
+        pending_seconds=0.2,
+        processing_seconds=0.5,
+        faults={"echo_secrets": True, "reject_next_submits": 1, "fail_next_jobs": 1},
+    )
+    instance = dg.DagsterInstance.local_temp(tempdir=str(home))
+    with emulator, capture_logs() as logs:
+        pipeline = Pipeline(
+            tmp_path / "data",
+            emulator.base_url,
+            api_key=SECRET_KEY,
+            settings={"webhook_url": hook, "max_job_attempts": 1},
+            instance=instance,
+        )
+        pipeline.write_list(DATE, make_urls("echo", 700))  # three jobs: 300, 300, 100
+        pipeline.plan(DATE)
+        ticks: list[dg.SensorResult] = []
+        runs = pipeline.drive_partitions({DATE}, on_tick=ticks.append, timeout=120)
+        submissions = emulator.admin.submissions()
+        emulator_log = emulator.log_text()
+    checks = {e.check_name: e for e in runs[DATE].get_asset_check_evaluations()}
+    try:
+        texts = [str(pipeline.observations(DATE)), *all_run_error_texts(instance)]
+        texts += [str(t.skip_reason) + str(t.cursor) for t in ticks] + logs.lines
+        texts += [f"{c.description} {c.metadata}" for c in checks.values()]
+    finally:
+        instance.dispose()
+
+    # The API really echoed both secrets, and the pipeline went through those paths: two jobs
+    # were given up (the blocking check says so and fails the load), the third was delivered.
+    one_row = checks["one_row_per_submitted_url"]
+    assert not one_row.passed and "2 jobs were not delivered" in (one_row.description or "")
+    assert len(pipeline.table(DATE)) == 100
+    assert [s["status"] for s in submissions] == ["failed", "completed"]
+    observed = texts[0]
+    assert "the API rejected the job" in observed
+    assert "(webhook_url: http://127.0.0.1:9/***)" in observed
+    assert "request key ***, callback http://127.0.0.1:9/***" in observed
+    assert "webhook for batch" in emulator_log  # failed deliveries to the hook were logged
+
+    needles = secret_needles(SECRET_KEY, WEBHOOK_TOKEN)
+    findings = scan_paths([home, tmp_path / "data"], needles, set())
+    findings += [
+        f"emulator log: {hit}" for hit in scan_bytes(emulator_log.encode(), needles, set())
+    ]
+    for text in texts:
+        findings += [f"text: {hit}" for hit in scan_bytes(text.encode(), needles, set())]
+    assert findings == []
