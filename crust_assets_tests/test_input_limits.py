@@ -26,11 +26,15 @@ from crust_assets.url_lists import (
     read_url_list_stream,
     truncated_value,
 )
+from crust_assets_tests import test_object_store
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 
 DATE = "2026-11-20"
 JD = "https://www.linkedin.com/in/john-doe"
 UNREACHABLE_API = "http://127.0.0.1:9"  # contact_url_list never calls the API
+# The moto S3 server and a fresh bucket, as the object-store tests use them.
+object_store = test_object_store.object_store
+bucket = test_object_store.bucket
 
 
 def write(tmp_path: Path, content: str | bytes, name: str = "list.csv") -> Path:
@@ -266,3 +270,28 @@ def test_materialised_rejects_hold_a_cut_value(tmp_path: Path) -> None:
     assert row["line_number"] == 5 and row["reason"] == "too_long"
     assert row["raw_value"] == truncated_value(long_value)
     assert f"value has {len(long_value):,} characters" in row["message"]
+
+
+@pytest.mark.objectstore
+def test_a_list_in_a_bucket_is_sized_before_it_is_read_and_streamed(bucket: str) -> None:
+    root = f"s3://{bucket}/crust"
+    capped = Pipeline(root, UNREACHABLE_API, settings={"input_max_bytes": 5_000})
+    path = capped.write_list(DATE, make_urls("s3cap", 200))
+    size = capped.layout.size(path)
+    assert size > 5_000
+    text = failure_text(capped.plan(DATE, raise_on_error=False))
+    assert f"{root}/input/{DATE}.csv: the file is {size:,} bytes" in text
+    assert "limit of 5,000 bytes" in text and "CRUST_INPUT_MAX_BYTES" in text
+
+    pipeline = Pipeline(root, UNREACHABLE_API)
+    lines = ["profile_url", *make_urls("s3quote", 300)]
+    lines[150] = '"' + lines[150]  # line 151
+    pipeline.layout.fs.pipe_file(str(path), ("\n".join(lines) + "\n").encode())
+    text = failure_text(pipeline.plan(DATE, raise_on_error=False))
+    assert f"{root}/input/{DATE}.csv: line 151: a quoted value opens" in text
+
+    pipeline.write_list(DATE, [*make_urls("s3ok", 300), JD + "q" * 10_000])
+    assert pipeline.materialize("contact_url_list", partition=DATE).success
+    metadata = pipeline.latest_materialization("contact_url_list", DATE).metadata
+    assert metadata["rows_read"].value == 301 and metadata["rejected"].value == 1
+    assert metadata["input_bytes"].value == pipeline.layout.size(path)
