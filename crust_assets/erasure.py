@@ -109,9 +109,11 @@ ERASURES_SCHEMA = pa.schema(
 )
 # Called as hook(writer, moment) by every writer of contact rows, at "staged" (its rows are read
 # and written to a private file, the fence is not entered yet) and at "fenced" (it holds the
-# fence, has re-read the log, and publishes next). Empty in production; it exists so that tests
-# can run a real `forget` at exactly the instant a race needs, instead of hoping for it.
+# fence, has re-read the log, and publishes next); and by `forget` (writer FORGET) at "verifying",
+# before each verify pass. Empty in production; it exists so that tests can make a race happen at
+# exactly the instant it needs (run a real `forget` there), instead of hoping for it.
 publish_hooks: list[Callable[[str, str], None]] = []
+FORGET = "crust-assets forget"  # how forget names itself to the fence and the hooks
 
 
 class ErasureInputError(ValueError):
@@ -328,7 +330,7 @@ def forget(
     targets = pa.array(urls, pa.string())
     erasures = {url: Erasure(url) for url in urls}
     report = ForgetReport(list(erasures.values()))
-    with erasure_fence(layout, "crust-assets forget", settings):
+    with erasure_fence(layout, FORGET, settings):
         rewrites = _scan(layout, targets)
         _count(layout, rewrites, erasures)
         report.record = _record(layout, report.erasures, now)  # first: a rewrite is resumable
@@ -414,6 +416,7 @@ def _verify(
     for attempt in range(1, settings.verify_rounds + 1):
         if not layout.is_local:
             time.sleep(settings.settle_seconds)  # writers that read the log before our record
+        _pause(FORGET, "verifying")
         report.verify_passes = attempt
         dirty = _scan(layout, targets)
         if not dirty:
@@ -422,7 +425,7 @@ def _verify(
         report.unverified = {str(r.path.relative_to(layout.root)): r.found for r in dirty}
         if attempt == settings.verify_rounds:
             return
-        with erasure_fence(layout, "crust-assets forget", settings):
+        with erasure_fence(layout, FORGET, settings):
             again = _scan(layout, targets)
             _count(layout, again, erasures)
             _write(layout, again)
