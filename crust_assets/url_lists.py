@@ -210,7 +210,8 @@ def read_url_list_stream(
         head = stream.read(_SNIFF_BYTES)
         _check_encoding(name, head)
         stream.seek(0)
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+        capped = io.BufferedReader(_CappedReader(name, stream, limits.max_bytes), 1 << 16)
+        text = io.TextIOWrapper(capped, encoding="utf-8-sig", newline="")
         try:
             return _read_lines(name, iter(text), limits.max_rows)
         except UnicodeDecodeError:
@@ -227,6 +228,32 @@ def check_input_size(name: str, size: int, max_bytes: int) -> None:
             f"limit of {max_bytes:,} bytes ({max_bytes / 2**20:,.1f} MiB); split the list, or "
             f"raise the limit with {BYTES_SETTING}"
         )
+
+
+class _CappedReader(io.RawIOBase):
+    """`stream`, refusing to deliver more than `limit` bytes in all.
+
+    The size is checked before reading, but a file can grow between the stat and the read (a
+    list still being uploaded or appended to): what is read is bounded, not just what was seen.
+    """
+
+    def __init__(self, name: str, stream: BinaryIO, limit: int) -> None:
+        self.name, self.stream, self.limit = name, stream, limit
+        self.delivered = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.stream.read(len(buffer))
+        self.delivered += len(data)
+        if self.delivered > self.limit:
+            raise UrlListError(
+                f"{self.name}: the file grew past the input limit of {self.limit:,} bytes "
+                f"while it was read; split the list, or raise the limit with {BYTES_SETTING}"
+            )
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def truncated_value(value: str, keep: int = MAX_STORED_VALUE_CHARS) -> str:

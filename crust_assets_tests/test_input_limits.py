@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -68,6 +69,18 @@ def test_size_cap_is_inclusive_and_settable(tmp_path: Path) -> None:
     with pytest.raises(UrlListError, match=f"{size:,} bytes .* limit of {size - 1:,} bytes"):
         read_url_list(path, InputLimits(max_bytes=size - 1))
     check_input_size("x", 0, 0)  # an empty file is never over a cap
+
+
+def test_a_file_that_grows_after_its_size_was_taken_is_still_capped(tmp_path: Path) -> None:
+    path = write(tmp_path, "profile_url\n")
+    stated = path.stat().st_size
+    with open(path, "a", encoding="utf-8") as handle:  # appended after the stat
+        handle.write("\n".join(make_urls("grown", 5000)) + "\n")
+    with pytest.raises(UrlListError) as info:
+        read_url_list_stream(
+            str(path), partial(open, path, "rb"), size=stated, limits=InputLimits(max_bytes=100_000)
+        )
+    assert str(info.value).startswith(f"{path}: the file grew past the input limit of 100,000")
 
 
 @pytest.mark.parametrize("header", [True, False])
