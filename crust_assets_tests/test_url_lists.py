@@ -404,3 +404,20 @@ def test_rows_read_matches_the_csv_module_on_well_formed_files(
     assert url_list.num_rows == len(records)
     assert rows(url_list) == [(s, r[column] if column < len(r) else "") for s, r in records]
     assert prepare_url_list(url_list).rows_read == len(records)
+
+
+def test_invalid_utf8_after_the_first_megabyte_names_its_offset_and_line(tmp_path: Path) -> None:
+    """The bad byte is found block by block; a CRLF cut by a block boundary is one line break."""
+    line = "https://www.linkedin.com/in/josé-ñ\r\n".encode()
+    body = b"profile_url\r\n" + line * (2 * 2**20 // len(line))
+    cut = 2**20 - 1  # make a CRLF straddle the first 1 MiB boundary
+    while body[cut : cut + 2] != b"\r\n":
+        cut -= 1
+    body = body[:cut] + b"x" * (2**20 - 1 - cut) + body[cut:]
+    assert body[2**20 - 1 : 2**20 + 1] == b"\r\n"
+    offset = len(body)
+    path = write(tmp_path, body + b"bad\xffbyte\r\n")
+    with pytest.raises(UrlListError) as info:
+        read_url_list(path)
+    expected_line = body.count(b"\r\n") + 1
+    assert f"byte 0xFF at byte offset {offset + 3} (line {expected_line})" in str(info.value)
