@@ -181,9 +181,9 @@ def read_url_list(path: str | os.PathLike[str], limits: InputLimits | None = Non
     name = os.fspath(path)
     try:
         size = os.stat(name).st_size
+        return read_url_list_stream(name, lambda: open(name, "rb"), size=size, limits=limits)
     except OSError as exc:
         raise UrlListError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
-    return read_url_list_stream(name, lambda: open(name, "rb"), size=size, limits=limits)
 
 
 def parse_url_list(name: str, data: bytes, limits: InputLimits | None = None) -> UrlList:

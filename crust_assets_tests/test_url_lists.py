@@ -421,3 +421,8 @@ def test_invalid_utf8_after_the_first_megabyte_names_its_offset_and_line(tmp_pat
         read_url_list(path)
     expected_line = body.count(b"\r\n") + 1
     assert f"byte 0xFF at byte offset {offset + 3} (line {expected_line})" in str(info.value)
+
+
+def test_a_directory_or_unreadable_path_is_a_url_list_error(tmp_path: Path) -> None:
+    with pytest.raises(UrlListError, match="cannot read the file"):
+        read_url_list(tmp_path)  # a directory: stat works, open does not
