@@ -26,6 +26,7 @@ from crust_assets.crustdata import (
     InvalidRequestError,
     NotFoundError,
 )
+from crust_assets.crustdata.redact import SecretScrubber, url_secrets
 from crust_assets.emulator import EmulatorProcess
 
 KEY = "sk-test-UNMISTAKABLE-7f3a"
@@ -194,3 +195,28 @@ def test_a_configured_webhook_url_is_scrubbed_without_a_submit(
     assert_no_secret(failed, "status()")
     with CrustdataClient(KEY, emulator.base_url) as unaware:  # proves the echo is real
         assert TOKEN in (unaware.status(batch_id).error_message or "")
+
+
+def test_scrubber_masks_known_values_keeps_ordinary_words() -> None:
+    scrubber = SecretScrubber(KEY, HOOK, None, "")
+    text = (
+        f"key {KEY}; hook {HOOK}; token alone {TOKEN}; json-escaped "
+        f"{HOOK.replace('/', chr(92) + '/')}; hooks and crustdata are words"
+    )
+    clean = scrubber.text(text)
+    assert KEY not in clean and TOKEN not in clean
+    assert "hook http://127.0.0.1:9/***;" in clean  # the host stays readable
+    assert "hooks and crustdata are words" in clean
+    assert scrubber.text("x" * 50, limit=10) == "x" * 10 + "..."
+    value = {"list": [KEY, ("t", TOKEN)], KEY: 3, "n": None}
+    assert scrubber.value(value) == {"list": ["***", ("t", "***")], "***": 3, "n": None}
+    assert KEY not in repr(scrubber) and TOKEN not in repr(scrubber)
+
+
+def test_secret_parts_of_a_url() -> None:
+    pairs = dict(
+        url_secrets("https://u:pass-word-123@h.example/a/tok-0123456789?sig=abcdefgh12&x=1")
+    )
+    assert pairs["/a/tok-0123456789"] == "/***"
+    assert {"tok-0123456789", "abcdefgh12", "pass-word-123"} <= set(pairs)
+    assert "1" not in pairs and "a" not in pairs  # short parts are not tokens
