@@ -509,21 +509,55 @@ class Emulator:
             echo.echo_failure(doc, request.headers.get("authorization", ""), job.webhook_url)
         return doc
 
-    async def _submit(self, request: Request, owner: str) -> Response:
+    @staticmethod
+    async def _submit_body(request: Request) -> dict[str, Any]:
+        """The submit's JSON object, after the version header check (400s as rejections)."""
         version = request.headers.get("x-api-version")
         if version is None:
-            return _message(400, "Missing required header: x-api-version")
+            raise _Rejection(_message(400, "Missing required header: x-api-version"))
         if version.strip() != API_VERSION:
-            return _message(
-                400, f"Unsupported x-api-version: {version[:40]!r}; supported: {API_VERSION}"
+            raise _Rejection(
+                _message(
+                    400, f"Unsupported x-api-version: {version[:40]!r}; supported: {API_VERSION}"
+                )
             )
         try:
             body = json.loads(await request.body() or b"null")
         except (ValueError, UnicodeDecodeError):
-            return _error(400, "Request body is not valid JSON")
+            raise _Rejection(_error(400, "Request body is not valid JSON")) from None
         if not isinstance(body, dict):
-            return _error(400, "Request body must be a JSON object")
+            raise _Rejection(_error(400, "Request body must be a JSON object"))
+        return body
 
+    def _check_capacity(self, owner: str, now: float) -> None:
+        """Refuse a new job when credits ran out (402/403) or five are active (429)."""
+        balance = self.store.billing()["balance"]
+        if balance <= 0:
+            status = (
+                self.faults.faults.insufficient_credits_status
+                or self.config.insufficient_credits_status
+            )
+            raise _Rejection(
+                _error(
+                    status,
+                    "Insufficient credits",
+                    type_="insufficient_credits",
+                    metadata={"balance": max(0, balance)},
+                )
+            )
+        active = self.store.count_active(owner, now)
+        if active >= MAX_ACTIVE_JOBS:
+            raise _Rejection(
+                _error(
+                    429,
+                    f"Too many active batch jobs (max {MAX_ACTIVE_JOBS} per user)",
+                    type_="too_many_active_jobs",
+                    metadata={"active_jobs": active, "max_active_jobs": MAX_ACTIVE_JOBS},
+                )
+            )
+
+    async def _submit(self, request: Request, owner: str) -> Response:
+        body = await self._submit_body(request)
         urls = self._parse_urls(body.get("professional_network_profile_urls"))
         fields = self._parse_fields(body.get("fields"))
         webhook_url = body.get("webhook_url")
@@ -541,28 +575,8 @@ class Emulator:
                 400, "webhook_url is not reachable", metadata={"parameter": "webhook_url"}
             )
 
-        balance = self.store.billing()["balance"]
-        if balance <= 0:
-            status = (
-                self.faults.faults.insufficient_credits_status
-                or self.config.insufficient_credits_status
-            )
-            return _error(
-                status,
-                "Insufficient credits",
-                type_="insufficient_credits",
-                metadata={"balance": max(0, balance)},
-            )
         now = time.time()
-        active = self.store.count_active(owner, now)
-        if active >= MAX_ACTIVE_JOBS:
-            return _error(
-                429,
-                f"Too many active batch jobs (max {MAX_ACTIVE_JOBS} per user)",
-                type_="too_many_active_jobs",
-                metadata={"active_jobs": active, "max_active_jobs": MAX_ACTIVE_JOBS},
-            )
-
+        self._check_capacity(owner, now)
         failed = self.faults.decide_job_failure()
         faults = self.faults.faults
         started = now + self.config.pending_seconds
