@@ -336,7 +336,8 @@ def _print_forget_report(layout: DataLayout, report: ForgetReport) -> None:
             file=sys.stderr,
         )
     if report.record:
-        verified = "" if report.unverified else f", verified ({report.verify_passes} pass)"
+        passes = f"{report.verify_passes} pass{'es' if report.verify_passes > 1 else ''}"
+        verified = "" if report.unverified else f", verified ({passes})"
         print(
             f"recorded in {layout.url(layout.root / report.record)}{verified}; re-enrichment is "
             "refused from now on"

@@ -94,6 +94,7 @@ ERASURES_DIR = "erasures"
 ERASURES_FILE = "erasures.parquet"  # the log of older versions: read, never written
 RUNS_DIR = "runs"  # one immutable file per forget run
 LOCK_FILE = "lock"
+READ_ATTEMPTS = 5  # reads of a file that writers keep replacing while it is read
 LOCK_TIMEOUT_ENV = "CRUST_ERASURE_LOCK_TIMEOUT_SECONDS"
 SETTLE_ENV = "CRUST_ERASURE_SETTLE_SECONDS"
 ROUNDS_ENV = "CRUST_ERASURE_VERIFY_ROUNDS"
@@ -379,13 +380,29 @@ def _scan(layout: DataLayout, targets: pa.Array) -> list[_Rewrite]:
     """Every file holding any of `targets`, with its rows without them."""
     rewrites = []
     for path, schema, date in _files_holding_people(layout):
-        with contextlib.suppress(FileNotFoundError):  # replaced by a writer between list and read
-            table = layout.read_table(path, schema=schema)
-            hit = pc.is_in(table.column("profile_url"), value_set=targets)
-            found = table.filter(hit).column("profile_url").to_pylist()
-            if found:
-                rewrites.append(_Rewrite(path, schema, date, found, table.filter(pc.invert(hit))))
+        table = _read_whole(layout, path, schema)
+        if table is None:
+            continue
+        hit = pc.is_in(table.column("profile_url"), value_set=targets)
+        found = table.filter(hit).column("profile_url").to_pylist()
+        if found:
+            rewrites.append(_Rewrite(path, schema, date, found, table.filter(pc.invert(hit))))
     return rewrites
+
+
+def _read_whole(layout: DataLayout, path: PurePath, schema: pa.Schema) -> pa.Table | None:
+    """One version of the file, whole: None if it is gone. A writer may replace it while it is
+    read (s3fs then raises FileExpired, an OSError, rather than mix two versions): read again."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return layout.read_table(path, schema=schema)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            if attempt == READ_ATTEMPTS - 1 or not layout.exists(path):
+                raise
+            time.sleep(0.1 * (attempt + 1))
+    return None
 
 
 def _count(layout: DataLayout, rewrites: list[_Rewrite], erasures: dict[str, Erasure]) -> None:

@@ -222,7 +222,9 @@ class DataLayout:
 
     # ---- Parquet through the filesystem --------------------------------------------------
     def _source(self, path: PurePath) -> str | Path:
-        return Path(path) if self.is_local else str(path)
+        # Remote: forget any cached listing first. s3fs pins a read to the ETag it last listed,
+        # so a file another process rewrote since would fail to read (FileExpired).
+        return Path(path) if self.is_local else self._fresh(path)
 
     def read_table(self, path: PurePath, **kwargs: Any) -> pa.Table:
         return pq.read_table(self._source(path), filesystem=self.arrow_fs, **kwargs)

@@ -10,6 +10,7 @@ to completion right there. Then every file that may hold people is read back fro
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from crust_assets.erasure import ErasureSettings, erasure_log, forget, scrub_fil
 from crust_assets.storage import DataLayout, LockTimeout, file_lock, write_parquet_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
+from crust_assets_tests.test_object_store import bucket, object_store  # noqa: F401 (fixtures)
 
 FIRST, SECOND = "2026-11-21", "2026-11-22"
 
@@ -375,3 +377,72 @@ def test_forget_reports_a_file_it_cannot_clean_instead_of_success(
     assert not report.complete and report.verify_passes == 3 and len(put_back) == 3
     assert report.erasures[0].rows_removed == 3  # the first rewrite and two more rounds
     assert report.unverified == {f"warehouse/enriched_contacts/date={FIRST}/data.parquet": [person]}
+
+
+# ---- on an object store (moto over HTTP): no lock, the log as one object per run -----------------
+@pytest.fixture
+def s3_root(request: pytest.FixtureRequest) -> str:
+    """A fresh bucket on the moto server of test_object_store (which says what it needs)."""
+    return f"s3://{request.getfixturevalue('bucket')}/crust"
+
+
+@pytest.mark.objectstore
+def test_concurrent_forgets_on_a_bucket_both_hold_and_both_are_recorded(s3_root: str) -> None:
+    layout = DataLayout.from_location(s3_root)
+    rounds = 2
+    people = [(f"s3-race-a-{r}", f"s3-race-b-{r}") for r in range(rounds)]
+    named = [f"https://www.linkedin.com/in/{slug}" for pair in people for slug in pair]
+    urls = make_urls("s3-crowd", 20_000 - len(named)) + named
+    dates = ["2026-11-10", "2026-11-11", "2026-11-12"]
+    write_partitions(layout, dates, urls)
+    settle = ("--settle-seconds", "1")
+    for first, second in people:
+        processes = [
+            forget_cli(layout.url(layout.root), f"linkedin.com/in/{slug}", extra=settle)
+            for slug in (first, second)
+        ]
+        for process in processes:
+            out, err = process.communicate(timeout=180)
+            assert process.returncode == 0, out + err
+            # Without a lock the other run may write a person back once; verify removes them
+            # again (then more than 3 rows are removed in all, and the passes say so).
+            assert re.search(r": [1-9]\d* rows removed from 3 files", out), out
+            assert "verified (" in out
+    for date in dates:
+        path = layout.warehouse_partition("enriched_contacts", date)
+        remaining = layout.read_table(path, columns=["profile_url"]).column(0).to_pylist()
+        assert len(remaining) == len(urls) - len(named) and not set(remaining) & set(named)
+    assert sorted(erasure_log(layout).column("profile_url").to_pylist()) == sorted(named)
+    assert len(layout.find(erasure.erasure_runs_dir(layout), "*.parquet")) == 2 * rounds
+
+
+@pytest.mark.objectstore
+def test_on_a_bucket_a_writer_that_read_the_log_just_before_a_forget_cleans_its_own_upload(
+    s3_root: str, emulator: EmulatorProcess, hooks: list
+) -> None:
+    """No lock: contacts_latest re-read the log (without the person) and is about to upload when
+    forget records the erasure. The writer reads the log again after its upload and uploads a
+    scrubbed file; forget's verify pass, a settle period later, finds nothing."""
+    pipeline = Pipeline(s3_root, emulator.base_url)
+    layout = pipeline.layout
+    urls = make_urls("s3-fenced", 20)
+    loaded_day(pipeline, FIRST, urls)
+    person, started = urls[6], []
+
+    def hook(name: str, at: str) -> None:
+        if name == "contacts_latest" and at == "fenced":
+            started.append(
+                forget_cli(layout.url(layout.root), person, extra=("--settle-seconds", "4"))
+            )
+            deadline = time.monotonic() + 60
+            while person not in erasure.erased_urls(layout):  # recorded: now upload
+                assert time.monotonic() < deadline and started[0].poll() is None
+                time.sleep(0.05)
+
+    hooks.append(hook)
+    assert pipeline.materialize("contacts_latest").success
+    out, err = started[0].communicate(timeout=120)
+    assert started[0].returncode == 0, out + err
+    assert holders(layout, person) == []
+    meta = pipeline.latest_materialization("contacts_latest").metadata
+    assert meta["rows_dropped_erased"].value == 1 and meta["dagster/row_count"].value == 19
