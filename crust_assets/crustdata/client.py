@@ -161,9 +161,7 @@ class CrustdataClient:
         self.base_url = base_url.rstrip("/")
         key = (api_key or "").strip()
         self._api_key: SecretStr | None = SecretStr(key) if key else None
-        # Values no text built from a server's answer may carry: the key, and ``secrets`` (the
-        # webhook URL, whose path holds the receiver's token); submit() adds its webhook_url.
-        self._scrubber = SecretScrubber(key, *secrets)
+        self._scrubber = SecretScrubber(key, *secrets)  # masked in all text a server wrote
         self._policy = RetryPolicy(
             max_attempts=max_attempts,
             max_retry_seconds=max_retry_seconds,
