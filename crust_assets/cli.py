@@ -75,8 +75,9 @@ def _add_emulator(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         "emulator",
         help="run the local Crustdata batch contact-enrich API emulator",
         description="Serve the Crustdata batch contact-enrich API locally (synthetic,"
-        " deterministic data; jobs persist in --state-dir). Auth: if CRUSTDATA_API_KEY is set"
-        " only that bearer key is accepted, otherwise any non-empty key.",
+        " deterministic data; jobs persist in --state-dir, owner-only). Auth: if"
+        " CRUSTDATA_API_KEY is set only that bearer key is accepted, on the admin endpoints"
+        " /_emulator/* too (but health), otherwise any non-empty key and an open admin API.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--host", default=DEFAULT_EMULATOR_HOST, help="address to bind")
