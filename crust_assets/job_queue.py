@@ -7,7 +7,9 @@ replays the events after the watermark and reaches the same state, so an accepte
 forgotten and never submitted again. Nothing here knows Dagster or HTTP.
 
 Cursor size is bounded by the work in flight (open plans and at most a handful of active jobs),
-not by history: finished plans leave the cursor, done jobs are only counted.
+not by history: finished plans leave the cursor once loaded, done jobs are only counted. A plan
+whose load run is requested stays until that run is seen to have loaded it, and a failed load is
+requested again later (`crust_assets.load_retry`), so a day never stays empty for want of a person.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 
 MAX_URLS_PER_JOB = 300
 MAX_ACTIVE_JOBS = 5
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2  # 2 added the load fields of PlanState; version 1 cursors read as before
+READABLE_CURSOR_VERSIONS = (1, 2)
 
 
 class JobEvent:
@@ -37,6 +40,12 @@ class JobEvent:
     PLAN_COMPLETED = "plan_completed"
     PLAN_FAILED = "plan_failed"
     PLAN_SUPERSEDED = "plan_superseded"
+    LOAD_REQUESTED = "load_requested"  # enriched_contacts[date] requested for the plan (attempt n)
+    LOAD_FAILED = "load_failed"  # that run failed before loading; retried after `retry_at`
+    LOAD_GIVEN_UP = "load_given_up"  # attempts exhausted, or a person canceled the run
+
+
+LOAD_EVENTS = frozenset({JobEvent.LOAD_REQUESTED, JobEvent.LOAD_FAILED, JobEvent.LOAD_GIVEN_UP})
 
 
 @dataclass
@@ -77,6 +86,14 @@ class PlanState:
     # (see crust_assets.defs.borrowing): this plan is loaded only once they are all settled.
     lenders: list[str] = field(default_factory=list)
     borrowed: int = 0
+    # The load of enriched_contacts[date] once the plan is settled: None (not requested yet),
+    # requested, waiting (attempt `load_attempt` failed; request again at `load_retry_at`),
+    # loaded, given_up.
+    load_state: str | None = None
+    load_attempt: int = 0
+    load_failed_at: float | None = None
+    load_retry_at: float | None = None
+    load_error: str | None = None
 
     @property
     def key(self) -> str:
@@ -87,6 +104,11 @@ class PlanState:
         if index < self.job_count - 1:
             return MAX_URLS_PER_JOB
         return self.url_count - MAX_URLS_PER_JOB * (self.job_count - 1)
+
+    @property
+    def load_pending(self) -> bool:
+        """Its load run is requested, or failed and is to be requested again."""
+        return self.load_state in ("requested", "waiting")
 
     @property
     def abandoned(self) -> list[JobState]:
@@ -152,7 +174,7 @@ class QueueState:
         if not cursor:
             return cls()
         data = json.loads(cursor)
-        if data.get("v") != CURSOR_VERSION:
+        if data.get("v") not in READABLE_CURSOR_VERSIONS:
             raise ValueError(f"unsupported sensor cursor version {data.get('v')!r}")
         state = cls(
             observation_watermark=data["ow"],
@@ -200,16 +222,35 @@ class QueueState:
         """Finished with its own jobs, but some URLs are still being delivered to a lender."""
         return plan.outcome in ("completed", "failed") and bool(self.open_lenders(plan))
 
+    def loadable_plans(self) -> list[PlanState]:
+        """Settled plans whose load is not requested yet or not seen to succeed, oldest first.
+
+        They hold no job slot and are not in `open_plans`, so a load being retried never
+        holds up another plan's submissions.
+        """
+        return sorted(
+            (
+                p
+                for p in self.plans.values()
+                if p.outcome in ("completed", "failed")
+                and p.load_state not in ("loaded", "given_up")
+                and not self.waits_for_lenders(p)
+            ),
+            key=lambda p: (p.date, p.storage_id),
+        )
+
     # ---- plan discovery ----------------------------------------------------------------
     def add_plan(self, plan: PlanState) -> list[PlanState]:
         """Track a new plan; returns the plans of the same date that it supersedes: open ones,
-        and finished ones still waiting for their lenders (their run is not requested yet)."""
+        finished ones still waiting for their lenders (their run is not requested yet), and ones
+        whose load is pending (not retried any more: the new plan's load writes the day)."""
         if plan.key in self.plans:
             return []
         superseded = [
             p
             for p in self.plans.values()
-            if p.date == plan.date and (p.outcome is None or self.waits_for_lenders(p))
+            if p.date == plan.date
+            and (p.outcome is None or self.waits_for_lenders(p) or p.load_pending)
         ]
         self.plans[plan.key] = plan
         if plan.job_count == 0:
@@ -223,6 +264,9 @@ class QueueState:
         if plan is None:
             return
         name = event["event"]
+        if name in LOAD_EVENTS:
+            _apply_load_event(plan, event, timestamp)
+            return
         if name == JobEvent.PLAN_COMPLETED:
             plan.outcome = "completed"
             return
@@ -281,15 +325,35 @@ class QueueState:
             job.error = event.get("message")
 
     def forget_finished(self) -> None:
-        """Drop plans whose outcome is settled and whose run has been requested (a plan still
-        waiting for its lenders has had no run requested: it stays)."""
+        """Drop plans whose outcome is settled and whose load is not pending (a plan still
+        waiting for its lenders has had no run requested, and a plan whose load run is
+        requested or to be retried is watched until it loads: they stay)."""
         finished = [
             k
             for k, p in self.plans.items()
-            if p.outcome is not None and not self.waits_for_lenders(p)
+            if p.outcome is not None
+            and not self.waits_for_lenders(p)
+            and (p.outcome == "superseded" or not p.load_pending)
         ]
         for key in finished:
             del self.plans[key]
+
+
+def _apply_load_event(plan: PlanState, event: dict[str, Any], timestamp: float) -> None:
+    name = event["event"]
+    attempt = int(event.get("attempt", plan.load_attempt or 1))
+    plan.load_attempt = max(plan.load_attempt, attempt)
+    if name == JobEvent.LOAD_REQUESTED:
+        plan.load_state, plan.load_retry_at = "requested", None
+    elif name == JobEvent.LOAD_FAILED:
+        plan.load_state = "waiting"
+        plan.load_failed_at = float(event.get("failed_at", timestamp))
+        retry_at = event.get("retry_at")
+        plan.load_retry_at = float(retry_at) if retry_at is not None else None
+        plan.load_error = event.get("message")
+    elif name == JobEvent.LOAD_GIVEN_UP:
+        plan.load_state, plan.load_retry_at = "given_up", None
+        plan.load_error = event.get("message")
 
 
 def _job_to_json(value: Any) -> Any:

@@ -12,6 +12,12 @@ from pydantic import Field
 
 from crust_assets.crustdata import FIELDS, CrustdataClient, DownloadLimits
 from crust_assets.crustdata.limits import host_patterns
+from crust_assets.load_retry import (
+    DEFAULT_LOAD_RETRY_MAX_SECONDS,
+    DEFAULT_LOAD_RETRY_SECONDS,
+    DEFAULT_MAX_LOAD_ATTEMPTS,
+    LoadRetryPolicy,
+)
 from crust_assets.storage import DataLayout
 from crust_assets.url_lists import DEFAULT_INPUT_MAX_BYTES, DEFAULT_INPUT_MAX_ROWS, InputLimits
 
@@ -173,6 +179,19 @@ class EnrichmentSettings(dg.ConfigurableResource):
     retry_cooldown_seconds: int = Field(
         default=60, description="env CRUST_RETRY_COOLDOWN_SECONDS: wait before resubmitting"
     )
+    max_load_attempts: int = Field(
+        default=DEFAULT_MAX_LOAD_ATTEMPTS,
+        description="env CRUST_MAX_LOAD_ATTEMPTS: enriched_contacts runs the sensor requests "
+        "for one plan when they fail before loading",
+    )
+    load_retry_seconds: int = Field(
+        default=int(DEFAULT_LOAD_RETRY_SECONDS),
+        description="env CRUST_LOAD_RETRY_SECONDS: wait after the first failed load, doubling",
+    )
+    load_retry_max_seconds: int = Field(
+        default=int(DEFAULT_LOAD_RETRY_MAX_SECONDS),
+        description="env CRUST_LOAD_RETRY_MAX_SECONDS: the longest wait between load attempts",
+    )
     tick_budget_seconds: float = Field(
         default=20.0, description="Work per sensor tick, well under Dagster's 60 s tick limit."
     )
@@ -195,6 +214,13 @@ class EnrichmentSettings(dg.ConfigurableResource):
         description="env CRUST_WEBHOOK_URL: where `crust-assets webhook` listens, token included; "
         "jobs are submitted with it and a callback makes the sensor poll at once",
     )
+
+    def load_retry_policy(self) -> LoadRetryPolicy:
+        return LoadRetryPolicy(
+            max_attempts=self.max_load_attempts,
+            first_backoff_seconds=self.load_retry_seconds,
+            max_backoff_seconds=self.load_retry_max_seconds,
+        )
 
     def input_limits(self) -> InputLimits:
         return InputLimits(max_bytes=self.input_max_bytes, max_rows=self.input_max_rows)
@@ -240,6 +266,13 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             reenrich_window_days=env_int_or("CRUST_REENRICH_WINDOW_DAYS", 30),  # type: ignore[arg-type]
             max_job_attempts=env_int_or("CRUST_MAX_JOB_ATTEMPTS", 3),  # type: ignore[arg-type]
             retry_cooldown_seconds=env_int_or("CRUST_RETRY_COOLDOWN_SECONDS", 60),  # type: ignore[arg-type]
+            max_load_attempts=env_int_or("CRUST_MAX_LOAD_ATTEMPTS", DEFAULT_MAX_LOAD_ATTEMPTS),  # type: ignore[arg-type]
+            load_retry_seconds=env_int_or(  # type: ignore[arg-type]
+                "CRUST_LOAD_RETRY_SECONDS", int(DEFAULT_LOAD_RETRY_SECONDS)
+            ),
+            load_retry_max_seconds=env_int_or(  # type: ignore[arg-type]
+                "CRUST_LOAD_RETRY_MAX_SECONDS", int(DEFAULT_LOAD_RETRY_MAX_SECONDS)
+            ),
             allow_reenrich_erased=env_flag("CRUST_ALLOW_REENRICH_ERASED"),
             input_max_bytes=env_int_or("CRUST_INPUT_MAX_BYTES", DEFAULT_INPUT_MAX_BYTES),  # type: ignore[arg-type]
             input_max_rows=env_int_or("CRUST_INPUT_MAX_ROWS", DEFAULT_INPUT_MAX_ROWS),  # type: ignore[arg-type]

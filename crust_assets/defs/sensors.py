@@ -9,7 +9,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import PurePath
 
@@ -27,6 +27,7 @@ from crust_assets.crustdata import (
     PermissionDeniedError,
     TooManyActiveJobsError,
 )
+from crust_assets.crustdata.redact import SecretScrubber
 from crust_assets.defs.job_events import (
     iter_job_events,
     iter_plan_records,
@@ -39,6 +40,7 @@ from crust_assets.defs.jobs import (
     enriched_contacts_job,
     plan_contact_enrichment_job,
 )
+from crust_assets.defs.loads import LoadTracker
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.pools import ensure_planner_pool_limit
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
@@ -84,6 +86,7 @@ class SubmitterTick:
         *,
         call_timeout: float = SENSOR_CALL_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
+        secrets: Sequence[str | None] = (),
     ) -> None:
         self.client_timeout = call_timeout
         self.context = context
@@ -96,6 +99,17 @@ class SubmitterTick:
         self.state = QueueState.from_cursor(context.cursor)
         self.calls = 0
         self.notes: list[str] = []
+        # A failed run's text goes into events and the summary: the key and token stay out.
+        scrubber = SecretScrubber(settings.webhook_url, *secrets)
+        self.loads = LoadTracker(
+            self.instance,
+            self.state,
+            settings.load_retry_policy(),
+            self._emit,
+            self.notes,
+            clock,
+            scrubber,
+        )
 
     # ---- the tick --------------------------------------------------------------------------
     def run(self) -> dg.SensorResult:
@@ -164,7 +178,12 @@ class SubmitterTick:
             if plan is None:
                 continue
             for old in self.state.add_plan(plan):
-                self._emit(old, JobEvent.PLAN_SUPERSEDED, f"superseded by plan {plan.plan_id}")
+                if old.load_pending and self.loads.loaded(old):
+                    continue  # its run loaded it already: nothing to stop
+                text = f"superseded by plan {plan.plan_id}"
+                if old.load_pending:
+                    text += "; its load is not requested again"
+                self._emit(old, JobEvent.PLAN_SUPERSEDED, text)
 
     def _replay_events(self) -> None:
         """Fold in events written after the cursor's snapshot (a tick that died before saving)."""
@@ -498,19 +517,7 @@ class SubmitterTick:
                     r for r in reasons if r
                 )
                 self._emit(plan, JobEvent.PLAN_FAILED, f"{plan.date}: {message}", message=message)
-        requests = []
-        for plan in self.state.plans.values():
-            if self.state.waits_for_lenders(plan):
-                continue
-            if plan.outcome in ("completed", "failed"):
-                requests.append(
-                    dg.RunRequest(
-                        run_key=f"enriched_contacts:{plan.date}:{plan.plan_id}",
-                        partition_key=plan.date,
-                        tags={"crust/plan_id": plan.plan_id, "crust/plan_outcome": plan.outcome},
-                    )
-                )
-        return requests
+        return self.loads.run_requests()
 
     def _note_borrowers(self) -> None:
         """Say which plans wait for URLs borrowed from other partitions' running plans."""
@@ -582,7 +589,8 @@ def read_job_urls(
     description=(
         "The only job submitter: keeps up to 5 Crustdata jobs active across all partitions "
         "(oldest first), polls them, records each job's life on contact_enrichment_batch, and "
-        "requests enriched_contacts[date] when a partition's jobs are all done."
+        "requests enriched_contacts[date] when a partition's jobs are all done (again, with "
+        "backoff, if that run fails before loading)."
     ),
 )
 def contact_enrichment_sensor(
@@ -602,7 +610,14 @@ def contact_enrichment_sensor(
         max_retry_seconds=SENSOR_RETRY_SECONDS,
         secrets=(enrichment.webhook_url,),
     ) as client:
-        return SubmitterTick(context, client, enrichment, data_root, call_timeout=timeout).run()
+        return SubmitterTick(
+            context,
+            client,
+            enrichment,
+            data_root,
+            call_timeout=timeout,
+            secrets=(crustdata.api_key,),
+        ).run()
 
 
 INPUT_FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.csv$")
