@@ -148,7 +148,8 @@ class ErasureSettings:
         rounds = number(ROUNDS_ENV, cls.verify_rounds)
         if rounds < 1 or rounds != int(rounds):
             raise ValueError(f"{ROUNDS_ENV} must be a whole number of at least 1")
-        return cls(number(LOCK_TIMEOUT_ENV, 600.0), number(SETTLE_ENV, 15.0), int(rounds))
+        lock_timeout = number(LOCK_TIMEOUT_ENV, cls.lock_timeout_seconds)
+        return cls(lock_timeout, number(SETTLE_ENV, cls.settle_seconds), int(rounds))
 
 
 @dataclass

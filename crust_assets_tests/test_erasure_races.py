@@ -152,6 +152,34 @@ def test_a_forget_waits_for_a_writer_in_the_fence_and_says_who_holds_it(tmp_path
     assert code == 0, output
 
 
+def test_the_lock_of_a_process_killed_in_the_fence_is_free_at_once(tmp_path: Path) -> None:
+    lock = tmp_path / "data" / "erasures" / "lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from crust_assets.storage import file_lock\n"
+            f"with file_lock(Path({str(lock)!r}), timeout=5, holder='doomed'):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(LockTimeout, match="doomed"), file_lock(lock, timeout=0.2, holder="t"):
+            pass
+    finally:
+        holder.kill()  # SIGKILL: no cleanup code runs
+        holder.wait(timeout=10)
+    started = time.monotonic()
+    with file_lock(lock, timeout=5, holder="next"):
+        assert time.monotonic() - started < 1
+
+
 # ---- a forget racing each writer ----------------------------------------------------------------
 def forget_when(writer: str, moment: str, root: Path, person: str, seen: list[tuple[int, str]]):
     """A hook that runs a real forget to completion when `writer` reaches `moment`; its exit
