@@ -244,14 +244,7 @@ def fetch_part(
             delay = part_retry_delay(err, attempt, limits, deadline.remaining(), policy)
             if delay is None:
                 raise _final(err, attempt, refreshed) from None
-            logger.warning(
-                "download %d of batch %s %s failed (%s); fetching it again in %.2f s",
-                attempt,
-                batch_id,
-                part,
-                err.message,
-                delay,
-            )
+            logger.warning("%s; fetching the part again in %.2f s", err.message, delay)
             sleep(delay)
 
 
@@ -288,10 +281,9 @@ def download_part(
     """
     where = _Where(batch_id, part, shown_url(url), limits)
     deadline = deadline or Deadline.after(limits.deadline_seconds)
-    try:
-        target = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError):
-        raise where.error("invalid download URL") from None
+    target = _parse_url(url)
+    if target is None:  # raised outside the except: no httpx error in the chain
+        raise where.error("invalid download URL")
     budget = policy.start()
     while True:
         budget.note_attempt()
@@ -302,16 +294,7 @@ def download_part(
         try:
             failure, delay, layers = _fetch_into(http, target, fh, where, guard, deadline)
             if failure is None:
-                verified = verify_part(
-                    fh,
-                    batch_id=batch_id,
-                    part=part,
-                    url=where.url,
-                    limits=limits,
-                    max_layers=layers,
-                    deadline=deadline,
-                )
-                return PartFile(fh, verified)
+                return PartFile(fh, _verify(fh, where, layers, deadline))
         except BaseException:
             fh.close()
             raise
@@ -321,11 +304,12 @@ def download_part(
             failure.message += f" (gave up after {budget.attempts} attempt(s))"
             failure.args = (failure.message,)
             raise failure
+        why = failure.error_type or failure.status_code or "transport error"
         logger.warning(
             "download of batch %s %s failed (%s); retrying in %.2f s",
-            batch_id,
-            part,
-            failure.error_type or failure.status_code or "transport error",
+            where.batch_id,
+            where.part,
+            why,
             delay,
         )
         sleep(delay)
@@ -347,6 +331,7 @@ def _fetch_into(
     """
     # A timeout is the deadline's when the deadline is nearer than the client's own timeouts.
     clipped = deadline.remaining() < max(t or 0.0 for t in _timeouts(http.timeout))
+    final: DownloadError | None = None
     try:
         with _guarded_get(http, url, where, guard, deadline) as (response, from_store):
             if response.status_code != 200:
@@ -355,18 +340,23 @@ def _fetch_into(
             if encoding not in _RAW_ENCODINGS:
                 raise where.error(f"unsupported Content-Encoding {encoding[:40]!r}")
             _check_length(response, where)
-            _copy_body(response.iter_raw(CHUNK_SIZE), fh, where, deadline)
+            # No chunk_size: httpx would hold bytes back until it has that many, and a body
+            # trickling one byte at a time would never reach the deadline check below.
+            _copy_body(response.iter_raw(), fh, where, deadline)
             layers = 2 if encoding in ("gzip", "x-gzip") else 1
     except (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL):
-        raise where.error("invalid download URL") from None
+        final = where.error("invalid download URL")
     except httpx.TransportError as exc:
         if (clipped and isinstance(exc, httpx.TimeoutException)) or deadline.remaining() <= 0:
-            raise where.over("deadline_seconds", "the part took too long") from None
-        # Connection refused/reset, timeouts, a body cut short: retryable. The exception text
-        # is not kept (it can quote the URL).
-        return where.error(f"transport error {type(exc).__name__}"), None, 0
+            final = where.over("deadline_seconds", "the part took too long")
+        else:
+            # Connection refused/reset, timeouts, a body cut short: retryable. The exception
+            # text is not kept (it can quote the URL).
+            return where.error(f"transport error {type(exc).__name__}"), None, 0
     except httpx.HTTPError as exc:
-        raise where.error(type(exc).__name__) from None
+        final = where.error(type(exc).__name__)
+    if final is not None:  # raised here, not in the except: no httpx error in the chain
+        raise final
     if fh.tell() == 0:
         raise where.error("empty response body", retryable=True)
     return None, None, layers
@@ -382,10 +372,10 @@ def _guarded_get(
 ) -> Iterator[tuple[httpx.Response, bool]]:
     """The final response of a GET, each hop checked by ``guard``.
 
-    Yields ``(response, from_store)``: ``from_store`` is False once a redirect left the first
-    host. Each hop's timeouts are cut to what is left of the deadline.
+    Yields ``(response, from_store)``: ``from_store`` is False after any redirect (the answer
+    then comes from a server the API did not name). Each hop's timeouts are cut to what is left
+    of the deadline.
     """
-    first_host = url.host
     for hop in range(where.limits.max_redirects + 1):
         why = guard.refusal(url) if guard is not None else None
         if why is not None:
@@ -399,12 +389,19 @@ def _guarded_get(
         try:
             location = response.headers.get("location")
             if response.status_code not in _REDIRECTS or not location:
-                yield response, url.host == first_host
+                yield response, hop == 0
                 return
             url = url.join(location)
         finally:
             response.close()
     raise where.over("max_redirects", "too many redirects")
+
+
+def _parse_url(url: str) -> httpx.URL | None:
+    try:
+        return httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return None
 
 
 def _timeouts(base: httpx.Timeout) -> tuple[float | None, ...]:
@@ -601,7 +598,11 @@ def verify_part(
     the text is valid UTF-8. Caps are checked as the bytes come out, so a bomb stops at its cap.
     Returns the number of gzip layers. A broken body is ``retryable``; a cap exceeded is not.
     """
-    where = _Where(batch_id, part, url, limits)
+    return _verify(fh, _Where(batch_id, part, url, limits), max_layers, deadline)
+
+
+def _verify(fh: IO[bytes], where: _Where, max_layers: int, deadline: Deadline | None) -> int:
+    limits = where.limits
     opened: list[gzip.GzipFile] = []
     try:
         stream = _decoded_counted(fh, limits, max_layers, deadline, opened)

@@ -28,13 +28,14 @@ import httpx
 __all__ = ["UrlGuard", "address_refusal", "host_allowed", "is_loopback_host", "resolve_host"]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+# Most specific first: 169.254.0.0/16 and 127.0.0.0/8 are "private" too.
 _FLAGS = (
     "is_loopback",
-    "is_private",
     "is_link_local",
     "is_multicast",
-    "is_reserved",
     "is_unspecified",
+    "is_reserved",
+    "is_private",
 )
 
 Resolver = Callable[[str, int], list[str]]
