@@ -27,8 +27,9 @@ drops the people it names from what it is about to publish, and publishes.
   and rewrite. A writer is therefore wholly before a `forget` (whose rewrite then sees and cleans
   its file) or wholly after it (and reads the record). `forget` runs are serialised too.
 - Object store (no lock exists): the fence is time-based. A writer re-reads the log right before
-  its upload and again right after it; if someone was erased in between it scrubs and uploads
-  again. `forget` records first, rewrites, then waits `CRUST_ERASURE_SETTLE_SECONDS` (default 15)
+  its upload; `publish_contacts` (the large files) reads it again right after, and if someone was
+  erased in between it scrubs and uploads again (a plan's small files are left to `forget`'s
+  verify pass). `forget` records first, rewrites, then waits `CRUST_ERASURE_SETTLE_SECONDS` (default 15)
   so that every writer that read the log before the record has finished its upload, and verifies.
   This holds as long as a writer's fenced step (log read to upload done) is shorter than the
   settle time; a slower writer still cleans its own file when it re-reads the log afterwards.
