@@ -254,18 +254,21 @@ def _add_erasure_limits(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lock-timeout",
         type=_non_negative_float,
+        default=argparse.SUPPRESS,
         help="local root: seconds to wait for running writers to leave the erasure fence"
         " (env CRUST_ERASURE_LOCK_TIMEOUT_SECONDS, default 600)",
     )
     parser.add_argument(
         "--settle-seconds",
         type=_non_negative_float,
+        default=argparse.SUPPRESS,
         help="object store: wait before each verify pass, longer than any writer's fenced"
         " upload (env CRUST_ERASURE_SETTLE_SECONDS, default 15)",
     )
     parser.add_argument(
         "--verify-rounds",
         type=int,
+        default=argparse.SUPPRESS,
         help="verify passes, each rewriting what it finds, before reporting failure"
         " (env CRUST_ERASURE_VERIFY_ROUNDS, default 5)",
     )
@@ -285,10 +288,10 @@ def _run_forget(args: argparse.Namespace) -> int:
     layout = DataLayout.from_location(args.data_dir)
     try:
         settings = ErasureSettings.from_env()  # a bad env value is an error, not a default
-        given = {
-            "lock_timeout_seconds": args.lock_timeout,
-            "settle_seconds": args.settle_seconds,
-            "verify_rounds": args.verify_rounds,
+        given = {  # flags not given are absent (SUPPRESS): the env var's value stands
+            "lock_timeout_seconds": getattr(args, "lock_timeout", None),
+            "settle_seconds": getattr(args, "settle_seconds", None),
+            "verify_rounds": getattr(args, "verify_rounds", None),
         }
         settings = replace(settings, **{k: v for k, v in given.items() if v is not None})
         if settings.verify_rounds < 1:
