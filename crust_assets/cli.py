@@ -383,6 +383,12 @@ def _add_ingest(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         action="store_true",
         help="without --urls: keep every record (constant memory, no duplicate check)",
     )
+    parser.add_argument(
+        "--max-line-bytes",
+        type=int,
+        default=int(os.environ.get("CRUST_RESULT_MAX_LINE_BYTES") or 16 * 1024 * 1024),
+        help="longest result line read; a longer one is an error (env CRUST_RESULT_MAX_LINE_BYTES)",
+    )
     parser.set_defaults(func=_run_ingest)
 
 
@@ -419,6 +425,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
             enriched_at=args.enriched_at,
             expected_urls=expected,
             dedupe=not args.keep_duplicates,
+            max_line_bytes=args.max_line_bytes,
         )
     except (OSError, ResultFileError, ResultParseError, DownloadError) as error:
         print(f"crust-assets ingest: {error}", file=sys.stderr)

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from crust_assets.cli import main as cli_main
 from crust_assets.crustdata import (
     BatchStatus,
     CrustdataClient,
@@ -403,6 +404,21 @@ def test_ingest_reads_lines_up_to_the_cap(tmp_path: Path) -> None:
     assert report.rows == 3
     with pytest.raises(ResultFileError):
         ingest_files([path], tmp_path / "out2.parquet", max_line_bytes=longest - 1)
+
+
+def test_ingest_command_takes_the_line_cap_from_its_flag_or_env(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_bytes(b"".join(record_line(u) for u in lines("cli", 2)))
+    out = tmp_path / "out.parquet"
+    assert cli_main(["ingest", str(path), "--out", str(out), "--max-line-bytes", "50"]) == 1
+    assert "longer than 50 bytes" in capsys.readouterr().err and not out.exists()
+    monkeypatch.setenv("CRUST_RESULT_MAX_LINE_BYTES", "60")
+    assert cli_main(["ingest", str(path), "--out", str(out)]) == 1
+    assert "longer than 60 bytes" in capsys.readouterr().err
+    monkeypatch.delenv("CRUST_RESULT_MAX_LINE_BYTES")
+    assert cli_main(["ingest", str(path), "--out", str(out)]) == 0 and out.exists()
 
 
 # ---- pure decisions ---------------------------------------------------------------------------
