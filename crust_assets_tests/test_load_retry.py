@@ -216,3 +216,32 @@ def test_a_load_failing_while_the_store_is_down_is_requested_again_and_loads(
     assert not pipeline.tick().run_requests
     assert QueueState.from_cursor(pipeline.cursor).plans == {}
     assert len(emulator.admin.submissions()) == 1  # loading again never buys again
+    # A sensor whose cursor was reset finds the loaded run: nothing requested, nothing written.
+    count = len(pipeline.observations(DATE))
+    fresh = Pipeline(pipeline.data_dir, pipeline.base_url, instance=pipeline.instance).tick()
+    assert not fresh.run_requests and len(pipeline.observations(DATE)) == count
+
+
+def test_a_load_run_someone_canceled_is_not_requested_again(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    pipeline = Pipeline(tmp_path / "data", emulator.base_url, settings={"load_retry_seconds": 0})
+    pipeline.write_list(DATE, make_urls("canceled", 5))
+    pipeline.plan(DATE)
+    deadline = time.monotonic() + 30
+    while not (result := pipeline.tick()).run_requests:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    [request] = result.run_requests
+    # What the daemon launches for the request, and a person then stops in the UI.
+    job = pipeline.defs.resolve_job_def("load_enriched_contacts")
+    run = pipeline.instance.create_run_for_job(
+        job, tags={**request.tags, "dagster/partition": DATE}, status=dg.DagsterRunStatus.STARTED
+    )
+    pipeline.instance.report_run_canceled(run)
+    after = pipeline.tick()
+    assert not after.run_requests
+    assert "load given up after attempt 1" in summary(after) and "canceled" in summary(after)
+    [given_up] = [e for e in load_events(pipeline) if e["event"] == JobEvent.LOAD_GIVEN_UP]
+    assert "not retried" in given_up["message"]
+    assert QueueState.from_cursor(pipeline.cursor).plans == {}
