@@ -29,8 +29,9 @@ drops the people it names from what it is about to publish, and publishes.
 - Object store (no lock exists): the fence is time-based. A writer re-reads the log right before
   its upload; `publish_contacts` (the large files) reads it again right after, and if someone was
   erased in between it scrubs and uploads again (a plan's small files are left to `forget`'s
-  verify pass). `forget` records first, rewrites, then waits `CRUST_ERASURE_SETTLE_SECONDS` (default 15)
-  so that every writer that read the log before the record has finished its upload, and verifies.
+  verify pass). `forget` records first, rewrites, then waits `CRUST_ERASURE_SETTLE_SECONDS`
+  (default 15) so that every writer that read the log before the record has finished its upload,
+  and verifies.
   This holds as long as a writer's fenced step (log read to upload done) is shorter than the
   settle time; a slower writer still cleans its own file when it re-reads the log afterwards.
   On either store `forget` re-reads every file after rewriting and checks that none of the erased
@@ -85,7 +86,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from crust_assets.profile_urls import normalize_profile_url
-from crust_assets.storage import DataLayout, file_lock, write_parquet_atomic
+from crust_assets.storage import DataLayout, ensure_dir, file_lock, write_parquet_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 
 # A hidden temp file this old belongs to a writer that died (killed mid-write): it may hold
@@ -356,7 +357,7 @@ def check_root(layout: DataLayout, *, new_root: bool = False) -> None:
                 "not run in yet, pass --new-root."
             )
         if layout.is_local:
-            Path(warehouse).mkdir(parents=True, exist_ok=True)
+            ensure_dir(Path(warehouse))  # owner-only, like every directory the pipeline makes
     links = _symlinked_files(layout)
     if links:
         named = "\n  ".join(f"{path} -> {target}" for path, target in links)
