@@ -778,9 +778,6 @@ def contacts_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
     )
 
 
-def duckdb_open_note(layout: DataLayout, target: str) -> str:
-    """How to open the database: directly when local; with the filesystem registered when not."""
-    if layout.is_local:
 @contextlib.contextmanager
 def private_build_path(path: Path) -> Iterator[Path]:
     """A path for a file that DuckDB creates itself, in an owner-only directory beside `path`;
@@ -802,6 +799,9 @@ def private_build_path(path: Path) -> Iterator[Path]:
         os.replace(built, path)
 
 
+def duckdb_open_note(layout: DataLayout, target: str) -> str:
+    """How to open the database: directly when local; with the filesystem registered when not."""
+    if layout.is_local:
         return f"```\nduckdb {target}\nSELECT * FROM contacts_latest LIMIT 10;\n```"
     protocol = target.split("://", 1)[0]
     return (
