@@ -198,6 +198,20 @@ def test_decoded_size_is_capped(store: HostileStore) -> None:
     )
 
 
+def test_a_gzip_of_empty_members_is_stopped_by_the_deadline(store: HostileStore) -> None:
+    bomb = gzip.compress(b"", mtime=0) * 2_000_000  # 40 MB, no output at all: no size cap fires
+    store.route("/p/part-000.jsonl.gz", lambda n: Reply(body=bomb))
+    started = time.monotonic()
+    err = download_error(
+        client_for(store.base_url, deadline_seconds=2.0),
+        batch_of([store.url("/p/part-000.jsonl.gz")]),
+    )
+    assert time.monotonic() - started < 4.0
+    assert_names_limit(
+        err, "part-000.jsonl.gz", "deadline_seconds", "CRUST_DOWNLOAD_DEADLINE_SECONDS"
+    )
+
+
 def test_nested_gzip_layers_are_refused(store: HostileStore) -> None:
     bomb = gz(gz(gz(b"\n" * (64 * MIB))))  # the attack's 1.8 KB file of nested layers
     assert len(bomb) < 4096

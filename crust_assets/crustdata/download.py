@@ -484,17 +484,24 @@ def _clean(value: str | None) -> str | None:
 class _Counted:
     """A readable stream that raises once more than ``cap`` bytes came out of it (or time is up)."""
 
-    def __init__(self, inner: IO[bytes], cap: int, deadline: Deadline | None) -> None:
+    def __init__(
+        self,
+        inner: IO[bytes],
+        cap: int,
+        deadline: Deadline | None,
+        limit: str = "max_decompressed_bytes",
+    ) -> None:
         self.inner = inner
         self.cap = cap
         self.deadline = deadline
+        self.limit = limit
         self.total = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self.inner.read(size)
         self.total += len(data)
         if self.total > self.cap:
-            raise _LimitExceeded("max_decompressed_bytes", "the decoded part is too large")
+            raise _LimitExceeded(self.limit, "the part is too large")
         if self.deadline is not None and self.deadline.remaining() <= 0:
             raise _LimitExceeded("deadline_seconds", "the part took too long")
         return data
@@ -533,7 +540,15 @@ def _decoded_counted(
     fh.seek(0)
     head = fh.read(2)
     fh.seek(0)
-    source: IO[bytes] = fh
+    plain = head != GZIP_MAGIC
+    # The raw bytes are counted too: for a gzip of thousands of empty members, GzipFile loops
+    # inside one read() without producing output, and only its input reads see the deadline.
+    raw_cap, raw_limit = (
+        (limits.max_decompressed_bytes, "max_decompressed_bytes")
+        if plain
+        else (limits.max_bytes, "max_bytes")
+    )
+    source: IO[bytes] = _Counted(fh, raw_cap, deadline, raw_limit)  # type: ignore[assignment]
     while head == GZIP_MAGIC:
         if len(opened) == max_layers:
             raise _LimitExceeded("", f"more than {max_layers} gzip layer(s)")
@@ -541,8 +556,6 @@ def _decoded_counted(
         opened.append(gz)
         source = _Counted(gz, limits.max_decompressed_bytes, deadline)  # type: ignore[assignment]
         head = gz.peek(2)[:2]
-    if not opened:
-        source = _Counted(fh, limits.max_decompressed_bytes, deadline)  # type: ignore[assignment]
     return source
 
 
