@@ -9,6 +9,7 @@ client stopped early (time, bytes sent, memory).
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import random
 import time
@@ -27,7 +28,7 @@ from crust_assets.crustdata import (
     DownloadLimits,
     ResultRecord,
 )
-from crust_assets.crustdata.download import part_retry_delay
+from crust_assets.crustdata.download import part_retry_delay, verify_part
 from crust_assets.crustdata.limits import host_patterns
 from crust_assets.crustdata.retry import RetryPolicy
 from crust_assets.crustdata.urlcheck import UrlGuard, address_refusal, host_allowed
@@ -450,6 +451,34 @@ def test_part_retry_delay_decisions() -> None:
     assert delays[0] is not None and 0 <= delays[0] <= 1.0
     assert delays[1] is not None and 0 <= delays[1] <= 2.0  # exponential ceiling, full jitter
     assert part_retry_delay(_err(True), 1, limits, 0.0, policy, rng) is None  # deadline
+
+
+def _verify(body: bytes, **limits: object) -> DownloadError | None:
+    try:
+        verify_part(
+            io.BytesIO(body),
+            batch_id=BATCH_ID,
+            part="part-000.jsonl.gz",
+            url="u",
+            limits=DownloadLimits(**limits),  # type: ignore[arg-type]
+        )
+    except DownloadError as err:
+        return err
+    return None
+
+
+def test_line_cap_is_exact_and_spans_read_blocks() -> None:
+    assert _verify(b"a" * 100 + b"\n", max_line_bytes=100) is None
+    assert _verify(gz(b"a" * 100), max_line_bytes=100) is None  # no final line break
+    err = _verify(b"ok\n" + b"a" * 101 + b"\n", max_line_bytes=100)
+    assert err is not None and err.limit == "max_line_bytes" and "line 2 is too long" in str(err)
+    # A line split across two 64 KiB reads, each piece under the cap, is still measured whole.
+    body = b"x\n" * 32_000 + b"b" * 70_000 + b"\n"
+    err = _verify(gz(body), max_line_bytes=69_999)
+    assert err is not None and "line 32001 is too long" in str(err)
+    assert _verify(gz(body), max_line_bytes=70_000) is None
+    assert _verify(gz(body), max_lines=32_000) is not None  # 32,001 line breaks
+    assert _verify(gz(body), max_lines=32_001) is None
 
 
 def test_address_and_host_rules() -> None:
