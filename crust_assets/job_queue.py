@@ -45,6 +45,14 @@ class JobEvent:
     LOAD_GIVEN_UP = "load_given_up"  # attempts exhausted, or a person canceled the run
 
 
+PLAN_EVENTS = frozenset(
+    {
+        JobEvent.PLAN_COMPLETED,
+        JobEvent.PLAN_FAILED,
+        JobEvent.PLAN_SUPERSEDED,
+        JobEvent.REMAINDER_ABANDONED,
+    }
+)
 LOAD_EVENTS = frozenset({JobEvent.LOAD_REQUESTED, JobEvent.LOAD_FAILED, JobEvent.LOAD_GIVEN_UP})
 
 
@@ -267,21 +275,8 @@ class QueueState:
         if name in LOAD_EVENTS:
             _apply_load_event(plan, event, timestamp)
             return
-        if name == JobEvent.PLAN_COMPLETED:
-            plan.outcome = "completed"
-            return
-        if name == JobEvent.PLAN_FAILED:
-            plan.outcome = "failed"
-            plan.failure = event.get("message")
-            return
-        if name == JobEvent.PLAN_SUPERSEDED:
-            plan.outcome = "superseded"
-            return
-        if name == JobEvent.REMAINDER_ABANDONED:
-            first = int(event["first_job_index"])
-            plan.skipped += max(0, plan.job_count - max(first, plan.next_index))
-            plan.next_index = plan.job_count
-            plan.skip_reason = event.get("message")
+        if name in PLAN_EVENTS:
+            _apply_plan_event(plan, event)
             return
         index = int(event["job_index"])
         key = str(index)
@@ -337,6 +332,22 @@ class QueueState:
         ]
         for key in finished:
             del self.plans[key]
+
+
+def _apply_plan_event(plan: PlanState, event: dict[str, Any]) -> None:
+    name = event["event"]
+    if name == JobEvent.PLAN_COMPLETED:
+        plan.outcome = "completed"
+    elif name == JobEvent.PLAN_FAILED:
+        plan.outcome = "failed"
+        plan.failure = event.get("message")
+    elif name == JobEvent.PLAN_SUPERSEDED:
+        plan.outcome = "superseded"
+    elif name == JobEvent.REMAINDER_ABANDONED:
+        first = int(event["first_job_index"])
+        plan.skipped += max(0, plan.job_count - max(first, plan.next_index))
+        plan.next_index = plan.job_count
+        plan.skip_reason = event.get("message")
 
 
 def _apply_load_event(plan: PlanState, event: dict[str, Any], timestamp: float) -> None:
