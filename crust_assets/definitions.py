@@ -15,13 +15,15 @@ from crust_assets.defs.assets import (
     enriched_contacts,
 )
 from crust_assets.defs.jobs import enriched_contacts_job, plan_contact_enrichment_job
-from crust_assets.defs.resources import build_resources
+from crust_assets.defs.resources import DataRoot, build_resources
 from crust_assets.defs.schedules import daily_contact_enrichment_schedule
 from crust_assets.defs.sensors import (
     contact_automation_sensor,
     contact_enrichment_sensor,
     contact_url_list_file_sensor,
 )
+from crust_assets.defs.table_metadata import TABLE_IO_MANAGER_KEY
+from crust_assets.tables_io import ContactTablesIOManager
 
 ALL_ASSETS = [
     contact_url_list,
@@ -31,6 +33,17 @@ ALL_ASSETS = [
     contacts_latest,
     contacts_duckdb,
 ]
+
+
+def with_table_io_manager(resources: Mapping[str, object]) -> dict[str, object]:
+    """The given resources, plus the tables' IO manager on the same data root if they lack one."""
+    out = dict(resources)
+    if TABLE_IO_MANAGER_KEY not in out:
+        data_root = out.get("data_root")
+        out[TABLE_IO_MANAGER_KEY] = ContactTablesIOManager(
+            data_dir=data_root.data_dir if isinstance(data_root, DataRoot) else None
+        )
+    return out
 
 
 def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Definitions:
@@ -44,7 +57,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Defin
             contact_automation_sensor,
         ],
         schedules=[daily_contact_enrichment_schedule],
-        resources=dict(resources) if resources is not None else build_resources(),
+        resources=with_table_io_manager(resources) if resources is not None else build_resources(),
         # One process per run, not per step: the steps are I/O-bound and few, and a process per
         # step roughly doubled launch-to-finish time here.
         executor=dg.in_process_executor,

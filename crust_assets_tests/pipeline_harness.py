@@ -15,7 +15,7 @@ from typing import Any
 
 import dagster as dg
 
-from crust_assets.definitions import ALL_ASSETS, build_definitions
+from crust_assets.definitions import ALL_ASSETS, build_definitions, with_table_io_manager
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.defs.sensors import contact_enrichment_sensor
 from crust_assets.job_queue import QueueState
@@ -52,6 +52,7 @@ class Pipeline:
             "enrichment": EnrichmentSettings(**{"retry_cooldown_seconds": 0, **self.settings}),
             "data_root": DataRoot(data_dir=str(self.data_dir)),
         }
+        self.resources = with_table_io_manager(self.resources)
         self.defs = build_definitions(self.resources)
 
     # ---- inputs and planning -----------------------------------------------------------

@@ -221,12 +221,14 @@ def _latest_child(mode: str, data_dir: str) -> None:
     elif mode == "asset":
         import dagster as dg
 
+        from crust_assets.definitions import with_table_io_manager
         from crust_assets.defs.assets import contacts_latest
         from crust_assets.defs.resources import DataRoot
 
         started = time.perf_counter()
         result = dg.materialize(
-            [contacts_latest], resources={"data_root": DataRoot(data_dir=data_dir)}
+            [contacts_latest],
+            resources=with_table_io_manager({"data_root": DataRoot(data_dir=data_dir)}),
         )
         rows = (
             result.asset_materializations_for_node("contacts_latest")[0]

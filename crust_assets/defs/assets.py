@@ -42,6 +42,11 @@ from crust_assets.defs.metadata import (
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.pools import PLANNER_POOL
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
+from crust_assets.defs.table_metadata import (
+    TABLE_IO_MANAGER_KEY,
+    latest_column_lineage,
+    table_definition_metadata,
+)
 from crust_assets.erasure import erased_urls, erasure_fence, publish_contacts
 from crust_assets.ingest import JobLedger, PartStats, coalesce_batches, job_batches
 from crust_assets.job_queue import MAX_URLS_PER_JOB, PlanState, job_count_for
@@ -58,6 +63,7 @@ from crust_assets.table import (
     worst_case_credits,
 )
 from crust_assets.url_lists import UrlListError, prepare_url_list, read_url_list_stream
+from crust_assets.warehouse_tables import COVERAGE_SCHEMA
 
 GROUP = "contact_enrichment"
 PLAN_SCHEMA = pa.schema(
@@ -383,6 +389,8 @@ def newest_per_profile(table: pa.Table) -> pa.Table:
     retry_policy=download_retry_policy,
     pool="crustdata_downloads",
     description="Contact data per profile URL of a day's list: one row per unique valid URL.",
+    io_manager_key=TABLE_IO_MANAGER_KEY,
+    metadata=table_definition_metadata("enriched_contacts"),
 )
 def enriched_contacts(
     context: dg.AssetExecutionContext, crustdata: CrustdataResource, data_root: DataRoot
@@ -602,18 +610,6 @@ automation = (
     & dg.AutomationCondition.all_deps_blocking_checks_passed()
 ).with_label("when enriched_contacts changes and its checks pass")
 
-COVERAGE_SCHEMA = pa.schema(
-    [
-        pa.field("requested", pa.int64()),
-        pa.field("matched", pa.int64()),
-        pa.field("business_emails_fill_rate", pa.float64()),
-        pa.field("personal_emails_fill_rate", pa.float64()),
-        pa.field("phone_numbers_fill_rate", pa.float64()),
-        pa.field("credits", pa.int64()),
-        pa.field("computed_at", pa.timestamp("us", tz="UTC")),
-    ]
-)
-
 
 @dg.asset(
     partitions_def=daily_partitions,
@@ -622,6 +618,8 @@ COVERAGE_SCHEMA = pa.schema(
     kinds={"parquet"},
     automation_condition=automation,
     description="Per partition: profiles requested and matched, fill rate per field, credits.",
+    io_manager_key=TABLE_IO_MANAGER_KEY,
+    metadata=table_definition_metadata("contact_coverage"),
 )
 def contact_coverage(
     context: dg.AssetExecutionContext, data_root: DataRoot
@@ -674,6 +672,11 @@ def coverage_dataset(layout: DataLayout) -> ds.Dataset:
     kinds={"parquet"},
     automation_condition=automation,
     description="The newest record per profile across all partitions: what a CRM sync reads.",
+    io_manager_key=TABLE_IO_MANAGER_KEY,
+    metadata={
+        **table_definition_metadata("contacts_latest"),
+        "dagster/column_lineage": latest_column_lineage(),
+    },
 )
 def contacts_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
     layout = data_root.layout()

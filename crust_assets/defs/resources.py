@@ -19,6 +19,7 @@ from crust_assets.load_retry import (
     LoadRetryPolicy,
 )
 from crust_assets.storage import DataLayout
+from crust_assets.tables_io import ContactTablesIOManager
 from crust_assets.url_lists import DEFAULT_INPUT_MAX_BYTES, DEFAULT_INPUT_MAX_ROWS, InputLimits
 
 PRODUCTION_BASE_URL = "https://api.crustdata.com"
@@ -279,4 +280,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             webhook_url=env_or("CRUST_WEBHOOK_URL", None),  # type: ignore[arg-type]
         ),
         "data_root": DataRoot(data_dir=env_or("CRUST_DATA_DIR", "data")),  # type: ignore[arg-type]
+        # Loads the tables into downstream assets (the table assets write their own files).
+        "contact_tables_io_manager": ContactTablesIOManager(
+            data_dir=env_or("CRUST_DATA_DIR", None)  # type: ignore[arg-type]
+        ),
     }

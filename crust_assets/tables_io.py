@@ -1,0 +1,132 @@
+"""`ContactTablesIOManager`: downstream assets get the warehouse tables as pandas, polars or Arrow.
+
+The pipeline's table assets write their own Parquet atomically and return `MaterializeResult`, so
+Dagster's default IO manager would look for a pickle that was never written. This IO manager
+stores nothing and loads the table from the data root instead, by asset key: the key's last part
+names the dataset `warehouse/<name>/`. It follows Dagster's partition mappings (same day, a
+window, every partition for an unpartitioned downstream) and works the same in this code location
+and in another one that declares the tables as `dg.AssetSpec`s.
+
+Per-input options, as Dagster's DuckDB and Delta Lake integrations take them, in
+`AssetIn(metadata=...)`: `columns` (only those are read) and `allow_missing_partitions` (load the
+mapped partitions that exist instead of failing on the others).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+from pydantic import Field
+
+from crust_assets.storage import DataLayout
+from crust_assets.table_reader import (
+    MissingPartitionsError,
+    existing_partitions,
+    frame_kind,
+    missing_partitions_message,
+    read_partitions,
+    read_single,
+    single_file,
+    to_frame,
+)
+from crust_assets.warehouse_tables import WarehouseTable, table_for
+
+DATA_DIR_ENV = "CRUST_DATA_DIR"
+
+
+def record_input_metadata(context: dg.InputContext, metadata: dict[str, Any], text: str) -> None:
+    """Put `metadata` on the run's LOADED_INPUT event (and, for one partition, an observation).
+
+    Dagster files input metadata under a single upstream partition, so for a multi-partition
+    input `add_input_metadata` stores the entries and then fails while building the observation;
+    the entries are kept and the dates are also said in the run's log.
+    """
+    single = not context.has_asset_partitions or len(context.asset_partition_keys) == 1
+    if single:
+        context.add_input_metadata(metadata, description=text)
+        return
+    # Dagster's check of the single partition fails after the entries are stored.
+    with contextlib.suppress(Exception):
+        context.add_input_metadata(metadata, description=text)
+    dates = metadata.get("partition_dates")
+    context.log.info(
+        f"Loaded {text}: {metadata.get('partitions_loaded', 0)} partitions "
+        f"{getattr(dates, 'value', dates)}"
+    )
+
+
+class ContactTablesIOManager(dg.ConfigurableIOManager):
+    """Loads the warehouse tables (enriched_contacts, enriched_list, contact_coverage,
+    contacts_latest) from the data root into the annotated frame type; stores nothing."""
+
+    data_dir: str | None = Field(
+        default=None,
+        description="The data root (path or s3:// URL); unset: env CRUST_DATA_DIR, else data/",
+    )
+
+    def layout(self) -> DataLayout:
+        return DataLayout.from_location(self.data_dir or os.environ.get(DATA_DIR_ENV) or "data")
+
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        """Nothing to store: the asset already wrote its files (atomically, with its schema)."""
+        if obj is not None:
+            raise TypeError(
+                f"ContactTablesIOManager stores nothing, but {context.asset_key.to_user_string()} "
+                f"returned a {type(obj).__name__}: write the files in the asset and return "
+                "dg.MaterializeResult, or use another IO manager for it."
+            )
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        kind = frame_kind(context.dagster_type.typing_type)
+        table = table_for(context.asset_key.path[-1])
+        options = context.definition_metadata or {}
+        columns: Sequence[str] | None = options.get("columns")
+        layout = self.layout()
+        loaded, dates = self._read(context, layout, table, columns, options)
+        metadata: dict[str, Any] = {
+            "dagster/row_count": loaded.num_rows,
+            "source": dg.MetadataValue.path(layout.url(layout.warehouse_dataset(table.name))),
+            "columns_read": dg.MetadataValue.json(loaded.column_names),
+        }
+        if dates is not None:
+            metadata["partitions_loaded"] = len(dates)
+            metadata["partition_dates"] = dg.MetadataValue.json(list(dates))
+        record_input_metadata(context, metadata, f"{table.name} from the data root")
+        return to_frame(loaded, kind)
+
+    def _read(
+        self,
+        context: dg.InputContext,
+        layout: DataLayout,
+        table: WarehouseTable,
+        columns: Sequence[str] | None,
+        options: dict[str, Any],
+    ) -> tuple[pa.Table, list[str] | None]:
+        """The rows, and the partitions they came from (None for an unpartitioned table)."""
+        location = layout.url(layout.warehouse_dataset(table.name))
+        if not context.has_asset_partitions and layout.is_file(single_file(layout, table.name)):
+            return read_single(layout, table, columns), None
+        existing = existing_partitions(layout, table.name)
+        if context.has_asset_partitions and context.has_partition_key:
+            # A partitioned downstream: exactly the mapped partitions, every one of them present.
+            mapped = list(context.asset_partition_keys)
+            have = set(existing)
+            missing = [d for d in mapped if d not in have]
+            if missing and not options.get("allow_missing_partitions", False):
+                raise MissingPartitionsError(
+                    missing_partitions_message(table.name, missing, location)
+                )
+            dates = [d for d in mapped if d in have]
+        else:
+            # An unpartitioned downstream (or table): every partition that exists.
+            if not existing:
+                raise MissingPartitionsError(
+                    f"{table.name} has no files under {location}: materialise {table.name} first."
+                )
+            dates = existing
+        return read_partitions(layout, table, dates, columns), dates
