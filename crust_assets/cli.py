@@ -348,6 +348,57 @@ def _print_forget_report(layout: DataLayout, report: ForgetReport) -> None:
         )
 
 
+def _add_export(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write a day's enriched_list (one row per input line) as CSV or Parquet",
+        description="Write enriched_list[DATE] from the warehouse: the CSV (your columns, then"
+        " business_email, business_email_status, all_business_emails, personal_emails,"
+        " phone_numbers, status, reason; formula-safe) or the Parquet file. The file is written"
+        " atomically and owner-only. Exit 2 when the partition does not exist.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("date", metavar="DATE", help="the partition, YYYY-MM-DD")
+    parser.add_argument("--format", choices=("csv", "parquet"), default="csv")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="where to write (default: <DATE>.enriched.csv or <DATE>.enriched.parquet here)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("CRUST_DATA_DIR", "data"),
+        help="data root (env CRUST_DATA_DIR): a directory or an fsspec URL",
+    )
+    parser.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from crust_assets.enriched_list import csv_bytes
+    from crust_assets.storage import DataLayout, atomic_path, write_table_atomic
+
+    layout = DataLayout.from_location(args.data_dir)
+    source = layout.warehouse_partition("enriched_list", args.date)
+    if not layout.exists(source):
+        print(
+            f"crust-assets export: no enriched_list partition {args.date!r} at "
+            f"{layout.url(source)}; materialise enriched_list[{args.date}] first",
+            file=sys.stderr,
+        )
+        return 2
+    table = layout.read_table(source)
+    out = Path(args.out or f"{args.date}.enriched.{args.format}")
+    if args.format == "parquet":
+        write_table_atomic(out, table)
+    else:
+        with atomic_path(out, create=True) as temp:  # owner-only before a byte is written
+            temp.write_bytes(csv_bytes(table))
+    print(f"wrote {table.num_rows:,} lines to {out}")
+    return 0
+
+
 def _add_ingest(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "ingest",
@@ -445,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest(subparsers)
     _add_forget(subparsers)
     _add_webhook(subparsers)
+    _add_export(subparsers)
     return parser
 
 

@@ -14,6 +14,7 @@ from crust_assets.defs.assets import (
     contacts_latest,
     enriched_contacts,
 )
+from crust_assets.defs.enriched_list_asset import enriched_list
 from crust_assets.defs.jobs import enriched_contacts_job, plan_contact_enrichment_job
 from crust_assets.defs.resources import DataRoot, build_resources
 from crust_assets.defs.schedules import daily_contact_enrichment_schedule
@@ -32,6 +33,7 @@ ALL_ASSETS = [
     contact_coverage,
     contacts_latest,
     contacts_duckdb,
+    enriched_list,
 ]
 
 

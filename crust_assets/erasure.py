@@ -314,6 +314,7 @@ class _Rewrite:
     date: str | None
     found: list[str]
     kept: pa.Table
+    csv: PurePath | None = None  # an enriched_list CSV made from this file, rewritten with it
 
 
 def forget(
@@ -372,7 +373,10 @@ def _symlinked_files(layout: DataLayout) -> list[tuple[str, str]]:
     if not layout.is_local:
         return []  # object stores have no links
     found = []
-    for directory, pattern, _schema in _holding_places(layout):
+    lists = Path(layout.warehouse_dataset("enriched_list"))
+    places = [(d, p) for d, p, _schema in _holding_places(layout)]
+    places += [(lists, "date=*/*.parquet"), (lists, "date=*/*.enriched.csv")]
+    for directory, pattern in places:
         for path in sorted(Path(directory).glob(pattern)):
             if path.is_symlink():
                 found.append((str(path.relative_to(layout.root)), os.readlink(path)))
@@ -390,10 +394,35 @@ def _scan(layout: DataLayout, targets: pa.Array) -> list[_Rewrite]:
         found = table.filter(hit).column("profile_url").to_pylist()
         if found:
             rewrites.append(_Rewrite(path, schema, date, found, table.filter(pc.invert(hit))))
+    return rewrites + _scan_lists(layout, targets)
+
+
+def _scan_lists(layout: DataLayout, targets: pa.Array) -> list[_Rewrite]:
+    """enriched_list files holding any of `targets` with contact values, each with its CSV.
+
+    Their lines stay (every input line is in the file once, and the CRM learns which records
+    lost their data): the person's lines are blanked and marked `erased` instead. A CSV that no
+    longer matches its Parquet file (a race wrote one and not the other) is rewritten too.
+    """
+    from crust_assets.enriched_list import csv_bytes, mark_erased
+
+    rewrites = []
+    for path in layout.find(layout.warehouse_dataset("enriched_list"), "date=*/*.parquet"):
+        table = _read_whole(layout, path, None)
+        if table is None:
+            continue
+        kept, found = mark_erased(table, targets.to_pylist())
+        holds = pc.any(pc.is_in(kept.column("profile_url"), value_set=targets)).as_py()
+        csv = next(iter(layout.find(path.parent, "*.enriched.csv")), None) if holds else None
+        if csv is not None and not found and layout.read_bytes(csv) == csv_bytes(kept):
+            csv = None  # the CSV matches its blanked Parquet file: nothing to do
+        if found or csv is not None:
+            date = path.parent.name.removeprefix("date=")
+            rewrites.append(_Rewrite(path, kept.schema, date, found, kept, csv))
     return rewrites
 
 
-def _read_whole(layout: DataLayout, path: PurePath, schema: pa.Schema) -> pa.Table | None:
+def _read_whole(layout: DataLayout, path: PurePath, schema: pa.Schema | None) -> pa.Table | None:
     """One version of the file, whole: None if it is gone. A writer may replace it while it is
     read (s3fs then raises FileExpired, an OSError, rather than mix two versions): read again."""
     for attempt in range(READ_ATTEMPTS):
@@ -410,12 +439,13 @@ def _read_whole(layout: DataLayout, path: PurePath, schema: pa.Schema) -> pa.Tab
 
 def _count(layout: DataLayout, rewrites: list[_Rewrite], erasures: dict[str, Erasure]) -> None:
     for rewrite in rewrites:
-        relative = str(rewrite.path.relative_to(layout.root))
+        relative = [str(rewrite.path.relative_to(layout.root))]
+        if rewrite.csv is not None:
+            relative.append(str(rewrite.csv.relative_to(layout.root)))
         for url in rewrite.found:
             erasure = erasures[url]
             erasure.rows_removed += 1
-            if relative not in erasure.files:
-                erasure.files.append(relative)
+            erasure.files.extend(r for r in relative if r not in erasure.files)
             if rewrite.date is not None and rewrite.date not in erasure.partitions:
                 erasure.partitions.append(rewrite.date)
 
@@ -423,6 +453,10 @@ def _count(layout: DataLayout, rewrites: list[_Rewrite], erasures: dict[str, Era
 def _write(layout: DataLayout, rewrites: list[_Rewrite]) -> None:
     for rewrite in rewrites:
         layout.write_batches(rewrite.path, rewrite.kept.to_batches(), rewrite.schema)
+        if rewrite.csv is not None:
+            from crust_assets.enriched_list import csv_bytes
+
+            layout.write_bytes(rewrite.csv, csv_bytes(rewrite.kept))
 
 
 def _verify(
@@ -477,6 +511,7 @@ def _temp_files(layout: DataLayout) -> list[PurePath]:
     """Hidden temp files (`storage.atomic_path`) where files with contact rows are written."""
     places = [
         (layout.warehouse_dataset("enriched_contacts"), "date=*/.*.tmp-*"),
+        (layout.warehouse_dataset("enriched_list"), "date=*/.*.tmp-*"),
         (layout.warehouse_dataset("contacts_latest"), ".*.tmp-*"),
         (_staging_plans(layout), "date=*/.*.reused.parquet.tmp-*"),
     ]

@@ -2,16 +2,29 @@
 
 Input contract (``<data>/input/<YYYY-MM-DD>.csv``):
 
-* A CSV with a header row that has a ``profile_url`` column (matched after
-  trimming, case-insensitively, in any position; other columns are ignored), or
+* A CSV with a header row that has a URL column (matched after trimming,
+  case-insensitively, in any position), or
 * no header: one URL per line. Each whole line is the value, so an unquoted URL
   containing commas stays one value.
 
-"Has a header" means: the first non-blank line, parsed as CSV, has a cell equal to
-``profile_url``. Otherwise a first line that looks like a URL, or has a single cell,
-starts a header-less list; a first line with several cells and no ``profile_url``
-is an error (a header with the column misnamed: guessing which column holds the
-URLs would enrich, and bill, the wrong thing).
+The URL column is the one named by ``CRUST_URL_COLUMN`` when that is set (and then
+it must exist), else ``profile_url``, else the first of the common aliases
+(``URL_COLUMN_ALIASES``) found, with a note saying which. "Has a header" means: the
+first non-blank line, parsed as CSV, has such a cell. Otherwise a first line that
+looks like a URL, or has a single cell, starts a header-less list; a first line
+with several cells and no URL column is an error (a header with the column
+misnamed: guessing which column holds the URLs would enrich, and bill, the wrong
+thing).
+
+Every other column is the user's and is kept, as text, row for row
+(``UrlList.cells``): a CRM export goes in, and each of its rows comes back with
+its own columns (``enriched_list``). Names are kept exactly as written; a blank
+name becomes ``column_<position>``, a repeated one ``<name>_<k>``, and one that
+clashes with a column the pipeline adds (``profile_url``, ``line_number``,
+``status``, ...) ``input_<name>``, each with a note. A short row's missing cells
+are null; a row with more cells than the header keeps the extra ones, CSV-encoded,
+in the column ``extra_cells`` (added only when such a row exists), so nothing is
+silently dropped.
 
 Every data line is a row, including blank ones (they become ``empty`` rejects, so
 a user can see them), except that a final newline does not start a row, blank
@@ -49,7 +62,7 @@ import io
 import itertools
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -61,8 +74,13 @@ from crust_assets.profile_urls import MAX_URL_LENGTH, RejectReason, normalize_pr
 __all__ = [
     "DEFAULT_INPUT_MAX_BYTES",
     "DEFAULT_INPUT_MAX_ROWS",
+    "EXTRA_CELLS_COLUMN",
+    "LINES_FILE",
+    "LINES_SCHEMA",
     "MAX_STORED_VALUE_CHARS",
     "PROFILE_URL_COLUMN",
+    "RESERVED_COLUMNS",
+    "URL_COLUMN_ALIASES",
     "InputLimits",
     "PreparedUrlList",
     "UrlList",
@@ -83,6 +101,38 @@ DEFAULT_INPUT_MAX_ROWS = 5_000_000
 MAX_STORED_VALUE_CHARS = MAX_URL_LENGTH
 BYTES_SETTING = "CRUST_INPUT_MAX_BYTES"
 ROWS_SETTING = "CRUST_INPUT_MAX_ROWS"
+URL_COLUMN_SETTING = "CRUST_URL_COLUMN"
+#: Header names other tools give the profile URL column, in the order they are tried.
+URL_COLUMN_ALIASES = ("linkedin_url", "linkedin", "person_linkedin_url", "profile")
+EXTRA_CELLS_COLUMN = "extra_cells"
+#: Columns the pipeline adds to each line (here and in enriched_list): a user column with one of
+#: these names is stored as ``input_<name>``.
+RESERVED_COLUMNS = frozenset(
+    {
+        "line_number",
+        "raw_value",
+        "profile_url",
+        "reason",
+        "message",
+        "duplicate_of_line",
+        "status",
+        "detail",
+        "date",
+        "business_emails",
+        "personal_emails",
+        "phone_numbers",
+        "primary_business_email",
+        "matched",
+        "crustdata_person_id",
+        "batch_id",
+        "enriched_at",
+        EXTRA_CELLS_COLUMN,
+    }
+)
+#: The per-line staging file's name, under staging/contact_url_list/date=<date>/.
+LINES_FILE = "lines.parquet"
+#: Field metadata key holding a user column's header as written in the file.
+HEADER_KEY = b"crust:header"
 
 RAW_SCHEMA = pa.schema([pa.field("line_number", pa.int64()), pa.field("raw", pa.string())])
 VALID_SCHEMA = pa.schema(
@@ -94,6 +144,18 @@ REJECTS_SCHEMA = pa.schema(
         pa.field("raw_value", pa.string()),
         pa.field("reason", pa.string()),
         pa.field("message", pa.string()),
+    ]
+)
+
+#: The per-line table after the user's columns: every input line, valid or not.
+LINES_SCHEMA = pa.schema(
+    [
+        pa.field("line_number", pa.int64()),
+        pa.field("raw_value", pa.string()),
+        pa.field("profile_url", pa.string()),  # normalised; null when rejected
+        pa.field("reason", pa.string()),  # a RejectReason value; null when valid
+        pa.field("message", pa.string()),
+        pa.field("duplicate_of_line", pa.int64()),  # the first line with the same URL
     ]
 )
 
@@ -131,6 +193,15 @@ class UrlList:
     profile_url_column: int | None = None
     #: Line number -> length in characters of each value that was cut.
     truncated_lengths: Mapping[int, int] = field(default_factory=dict)
+    #: Every column of the header, as text, row for row with `table` (stored names, the header
+    #: as written in each field's metadata; the URL column holds `raw`), ``None`` without one.
+    cells: pa.Table | None = None
+    #: What a user should know about the header: renamed columns, the URL column's alias.
+    notes: tuple[str, ...] = ()
+    #: Rows with fewer cells than the header (the missing ones are null), and with more (the
+    #: extra ones are kept in ``extra_cells``).
+    short_rows: int = 0
+    long_rows: int = 0
 
     @property
     def num_rows(self) -> int:
@@ -149,6 +220,8 @@ class PreparedUrlList:
     #: Rows whose canonical URL already appeared on an earlier line (not rejects).
     duplicates: int
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    #: Every input line in file order: the user's columns, then ``LINES_SCHEMA``.
+    lines: pa.Table | None = None
 
     @property
     def valid_count(self) -> int:
@@ -171,7 +244,12 @@ class PreparedUrlList:
 
 
 # ---- entry points ---------------------------------------------------------------------------
-def read_url_list(path: str | os.PathLike[str], limits: InputLimits | None = None) -> UrlList:
+def read_url_list(
+    path: str | os.PathLike[str],
+    limits: InputLimits | None = None,
+    *,
+    url_column: str | None = None,
+) -> UrlList:
     """Read an input CSV on the local disk into raw values with their line numbers.
 
     Raises :class:`UrlListError` (naming the file) when the file is missing, over a limit,
@@ -181,7 +259,9 @@ def read_url_list(path: str | os.PathLike[str], limits: InputLimits | None = Non
     name = os.fspath(path)
     try:
         size = os.stat(name).st_size
-        return read_url_list_stream(name, lambda: open(name, "rb"), size=size, limits=limits)
+        return read_url_list_stream(
+            name, lambda: open(name, "rb"), size=size, limits=limits, url_column=url_column
+        )
     except OSError as exc:
         raise UrlListError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
 
@@ -197,12 +277,14 @@ def read_url_list_stream(
     *,
     size: int,
     limits: InputLimits | None = None,
+    url_column: str | None = None,
 ) -> UrlList:
     """Read a list from any binary stream (a local file, an object in a bucket).
 
     `size` is the file's size from a stat or a listing: it is checked against the limit
     before `opener` is called. `opener` may be called a second time, only to locate an
-    invalid UTF-8 byte for the error message.
+    invalid UTF-8 byte for the error message. `url_column` (``CRUST_URL_COLUMN``) names the
+    URL column; by default ``profile_url`` or one of ``URL_COLUMN_ALIASES``.
     """
     limits = limits or InputLimits()
     check_input_size(name, size, limits.max_bytes)
@@ -213,7 +295,7 @@ def read_url_list_stream(
         capped = io.BufferedReader(_CappedReader(name, stream, limits.max_bytes), 1 << 16)
         text = io.TextIOWrapper(capped, encoding="utf-8-sig", newline="")
         try:
-            return _read_lines(name, iter(text), limits.max_rows)
+            return _read_lines(name, iter(text), limits.max_rows, url_column)
         except UnicodeDecodeError:
             pass
     with opener() as stream:
@@ -325,23 +407,43 @@ def _count_breaks(data: bytes, after_cr: bool) -> int:
 
 # ---- lines and records ----------------------------------------------------------------------
 class _Rows:
-    """Rows collected in Python lists, moved to Arrow every `_CHUNK_ROWS` rows."""
+    """Rows collected in Python lists, moved to Arrow every `_CHUNK_ROWS` rows.
 
-    def __init__(self, name: str, max_rows: int) -> None:
+    With a header of `width` columns each row's cells are kept too: one string array per
+    column per chunk (the URL column is `raw` itself, not a second copy), short rows padded
+    with nulls, the cells past the header CSV-encoded into one extra value.
+    """
+
+    def __init__(
+        self, name: str, max_rows: int, width: int = 0, url_column: int | None = None
+    ) -> None:
         self.name, self.max_rows = name, max_rows
+        self.width, self.url_column = width, url_column
         self.numbers: list[int] = []
         self.values: list[str] = []
+        self.records: list[list[str]] = []
         self.truncated: dict[int, int] = {}
+        self.short = self.long = 0
         self._chunks: list[pa.RecordBatch] = []
+        self._cells: list[list[pa.Array | None]] = []
+        self._extra: list[pa.Array] = []
         self._count = 0
 
-    def add(self, number: int, value: str) -> None:
+    def add(self, number: int, value: str, cells: list[str] | None = None) -> None:
         """One row; a value longer than any URL the normaliser accepts is cut."""
         if len(value) > MAX_URL_LENGTH:
             self.truncated[number] = len(value)
             value = truncated_value(value)
         self.numbers.append(number)
         self.values.append(value)
+        if self.width:
+            cells = [] if cells is None or cells == [""] else cells
+            if len(cells) != self.width and cells:
+                if len(cells) < self.width:
+                    self.short += 1
+                else:
+                    self.long += 1
+            self.records.append(cells)
         if len(self.values) >= _CHUNK_ROWS:
             self.flush()
 
@@ -356,15 +458,91 @@ class _Rows:
             )
         arrays = [pa.array(self.numbers, pa.int64()), pa.array(self.values, pa.string())]
         self._chunks.append(pa.RecordBatch.from_arrays(arrays, schema=RAW_SCHEMA))
+        if self.width:
+            self._flush_cells()
         self.numbers.clear()
         self.values.clear()
+        self.records.clear()
+
+    def _flush_cells(self) -> None:
+        width, records = self.width, self.records
+        if all(len(record) == width for record in records):
+            columns: list[Sequence[str | None]] = list(zip(*records, strict=True))
+        else:
+            columns = [
+                [record[i] if i < len(record) else None for record in records] for i in range(width)
+            ]
+        self._cells.append(
+            [
+                None if i == self.url_column else pa.array(columns[i], pa.string())
+                for i in range(width)
+            ]
+        )
+        extra = [_csv_text(r[width:]) if len(r) > width else None for r in records]
+        self._extra.append(pa.array(extra, pa.string()))
 
     def table(self) -> pa.Table:
         self.flush()
         return pa.Table.from_batches(self._chunks, schema=RAW_SCHEMA)
 
+    def cells(self, header: Sequence[str], raw: pa.Table) -> tuple[pa.Table, list[str]]:
+        """The user's columns under their stored names, and the notes on renamed ones."""
+        names, notes = stored_column_names(header)
+        fields, arrays = [], []
+        for i, (name, cell) in enumerate(zip(names, header, strict=True)):
+            fields.append(pa.field(name, pa.string(), metadata={HEADER_KEY: cell.encode()}))
+            if i == self.url_column:
+                arrays.append(raw.column("raw"))
+            else:
+                arrays.append(pa.chunked_array([c[i] for c in self._cells], pa.string()))
+        if self.long:
+            extra_name = stored_column_names([*header, EXTRA_CELLS_COLUMN], reserved=False)[0][-1]
+            fields.append(pa.field(extra_name, pa.string()))
+            arrays.append(pa.chunked_array(self._extra, pa.string()))
+            notes.append(
+                f"{self.long:,} rows have more cells than the header; their extra cells are "
+                f"kept, CSV-encoded, in the column {extra_name!r}"
+            )
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields)), notes
 
-def _read_lines(name: str, lines: Iterator[str], max_rows: int) -> UrlList:
+
+def _csv_text(cells: Sequence[str]) -> str:
+    """Cells as one CSV line (quoted where needed), so a value with a comma stays one."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(cells)
+    return out.getvalue()
+
+
+def stored_column_names(
+    header: Sequence[str], *, reserved: bool = True
+) -> tuple[list[str], list[str]]:
+    """Each header cell's stored name, and a note per renamed one (see the module doc).
+
+    Names are compared without case, as DuckDB and most CRMs compare them.
+    """
+    names: list[str] = []
+    notes: list[str] = []
+    taken: set[str] = set()
+    for position, cell in enumerate(header, 1):
+        name, why = cell, ""
+        if not cell.strip():
+            name, why = f"column_{position}", "has no name"
+        elif reserved and cell.strip().lower() in RESERVED_COLUMNS:
+            name, why = f"input_{cell.strip()}", "is a name the pipeline adds to each line"
+        base, k = name, 2
+        while name.lower() in taken or (reserved and name.lower() in RESERVED_COLUMNS):
+            name, why = f"{base}_{k}", why or "repeats an earlier column's name"
+            k += 1
+        taken.add(name.lower())
+        names.append(name)
+        if name != cell:
+            notes.append(f"column {position} ({cell!r}) {why}: stored as {name!r}")
+    return names, notes
+
+
+def _read_lines(
+    name: str, lines: Iterator[str], max_rows: int, url_column: str | None = None
+) -> UrlList:
     """Find the header (or its absence), then read every row after it."""
     rows = _Rows(name, max_rows)  # blank lines first: rows of a header-less list
     number = 0
@@ -376,28 +554,34 @@ def _read_lines(name: str, lines: Iterator[str], max_rows: int) -> UrlList:
     else:  # empty, or nothing but blank lines (an editor's lone newline)
         return UrlList(name, _Rows(name, max_rows).table(), has_header=False)
     cells, closed = _header_cells(line)
-    keys = [cell.strip().lower() for cell in cells]
-    if PROFILE_URL_COLUMN in keys:
-        if keys.count(PROFILE_URL_COLUMN) > 1:
-            raise UrlListError(
-                f"{name}: the header on line {number} has several {PROFILE_URL_COLUMN} "
-                f"columns: {[c.strip() for c in cells]}"
-            )
+    column, note = _find_url_column(name, number, cells, url_column)
+    if column is not None:
         if not closed:
             raise _unclosed_quote(name, number)
-        rows = _Rows(name, max_rows)
-        _read_records(name, lines, number, keys.index(PROFILE_URL_COLUMN), rows)
+        rows = _Rows(name, max_rows, width=len(cells), url_column=column)
+        _read_records(name, lines, number, column, rows)
+        table = rows.table()
+        user_cells, notes = rows.cells(cells, table)
         return UrlList(
             name,
-            rows.table(),
+            table,
             has_header=True,
             columns=tuple(c.strip() for c in cells),
-            profile_url_column=keys.index(PROFILE_URL_COLUMN),
+            profile_url_column=column,
             truncated_lengths=rows.truncated,
+            cells=user_cells,
+            notes=tuple(([note] if note else []) + notes),
+            short_rows=rows.short,
+            long_rows=rows.long,
         )
     if len(cells) > 1 and not _URL_LIKE_RE.match(line):
+        wanted = (
+            f"{url_column!r} column ({URL_COLUMN_SETTING})"
+            if url_column
+            else f"{PROFILE_URL_COLUMN} column (nor {', '.join(URL_COLUMN_ALIASES)})"
+        )
         raise UrlListError(
-            f"{name}: no {PROFILE_URL_COLUMN} column in the header on line {number}; "
+            f"{name}: no {wanted} in the header on line {number}; "
             f"columns found: {[c.strip() for c in cells]}"
         )
     # No header: every line (blank ones included) is one value, as written.
@@ -405,6 +589,32 @@ def _read_lines(name: str, lines: Iterator[str], max_rows: int) -> UrlList:
     for later, text in enumerate(lines, number + 1):
         _add_line(rows, later, text)
     return UrlList(name, rows.table(), has_header=False, truncated_lengths=rows.truncated)
+
+
+def _find_url_column(
+    name: str, number: int, cells: Sequence[str], configured: str | None
+) -> tuple[int | None, str | None]:
+    """The URL column's position in a header (None: not a header), and a note on an alias."""
+    keys = [cell.strip().lower() for cell in cells]
+    wanted = [configured.strip().lower()] if configured else [PROFILE_URL_COLUMN]
+    if not configured:
+        wanted += list(URL_COLUMN_ALIASES)
+    for key in wanted:
+        if key not in keys:
+            continue
+        if keys.count(key) > 1:
+            raise UrlListError(
+                f"{name}: the header on line {number} has several {key} "
+                f"columns: {[c.strip() for c in cells]}"
+            )
+        position = keys.index(key)
+        if configured or key == PROFILE_URL_COLUMN:
+            return position, None
+        return position, (
+            f"no {PROFILE_URL_COLUMN} column: the URLs are read from {cells[position].strip()!r} "
+            f"(column {position + 1}); set {URL_COLUMN_SETTING} to choose another"
+        )
+    return None, None
 
 
 def _add_line(rows: _Rows, number: int, line: str) -> None:
@@ -425,8 +635,8 @@ def _read_records(name: str, lines: Iterator[str], header: int, column: int, row
             continue
         first, number = number + 1, number + len(batch)
         for line_number, line in enumerate(batch, first):
-            cells = line.split(",", column + 1)  # the line break stays on the last cell
-            rows.add(line_number, cells[column].rstrip("\r\n") if column < len(cells) else "")
+            cells = line.rstrip("\r\n").split(",")
+            rows.add(line_number, cells[column] if column < len(cells) else "", cells)
 
 
 def _read_csv_batch(
@@ -445,7 +655,7 @@ def _read_csv_batch(
         if source.ran_out:
             raise _unclosed_quote(name, start)
         used = reader.line_num
-        rows.add(start, cells[column] if column < len(cells) else "")
+        rows.add(start, cells[column] if column < len(cells) else "", cells)
     return used
 
 
@@ -493,8 +703,9 @@ def prepare_url_list(table: pa.Table | UrlList) -> PreparedUrlList:
     once.
     """
     truncated: Mapping[int, int] = {}
+    cells: pa.Table | None = None
     if isinstance(table, UrlList):
-        table, truncated = table.table, table.truncated_lengths
+        table, truncated, cells = table.table, table.truncated_lengths, table.cells
     raw = table.column("raw")
     if "line_number" in table.column_names:
         line_number = table.column("line_number").cast(pa.int64())
@@ -511,7 +722,35 @@ def prepare_url_list(table: pa.Table | UrlList) -> PreparedUrlList:
         rows_read=table.num_rows,
         duplicates=(pc.sum(valid_mask).as_py() or 0) - valid.num_rows,
         rejected_by_reason=_count_reasons(rejects),
+        lines=_lines(cells, line_number, normalized, valid, truncated),
     )
+
+
+def _lines(
+    cells: pa.Table | None,
+    line_number: pa.ChunkedArray,
+    normalized: pa.Table,
+    valid: pa.Table,
+    truncated: Mapping[int, int],
+) -> pa.Table:
+    """Every line: the user's columns, then ``LINES_SCHEMA`` (a duplicate names its first line)."""
+    line_number = line_number.combine_chunks() if line_number.num_chunks != 1 else line_number
+    urls = normalized.column("profile_url")
+    first = pc.take(valid.column("line_number"), pc.index_in(urls, value_set=valid.column(0)))
+    duplicate_of = pc.if_else(pc.equal(first, line_number), None, first)
+    reasons = normalized.column("reject_reason")
+    messages = normalized.column("reject_message")
+    if truncated:
+        messages = _explain_truncated(line_number, messages.combine_chunks(), truncated)
+    fixed = pa.Table.from_arrays(
+        [line_number, normalized.column("raw"), urls, reasons, messages, duplicate_of],
+        schema=LINES_SCHEMA,
+    )
+    if cells is None:
+        return fixed
+    for field_, column in zip(fixed.schema, fixed.columns, strict=True):
+        cells = cells.append_column(field_, column)
+    return cells
 
 
 def _first_occurrences(urls: pa.ChunkedArray, line_number: pa.ChunkedArray) -> pa.Table:
@@ -545,13 +784,7 @@ def _rejects(
     numbers = line_number.filter(mask).combine_chunks()
     messages = normalized.column("reject_message").filter(mask).combine_chunks()
     if truncated:
-        cut = pc.is_in(numbers, value_set=pa.array(list(truncated), pa.int64()))
-        explained = [
-            f"value has {truncated[n]:,} characters; the limit is {MAX_URL_LENGTH:,} "
-            f"(stored cut to its first {MAX_STORED_VALUE_CHARS:,})"
-            for n in numbers.filter(cut).to_pylist()
-        ]
-        messages = pc.replace_with_mask(messages, cut, pa.array(explained, pa.string()))
+        messages = _explain_truncated(numbers, messages, truncated)
     return pa.Table.from_arrays(
         [
             numbers,
@@ -561,6 +794,21 @@ def _rejects(
         ],
         schema=REJECTS_SCHEMA,
     )
+
+
+def _explain_truncated(
+    numbers: pa.Array | pa.ChunkedArray, messages: pa.Array, truncated: Mapping[int, int]
+) -> pa.Array:
+    """A cut value's message gives the length it had in the file."""
+    cut = pc.is_in(numbers, value_set=pa.array(list(truncated), pa.int64()))
+    if isinstance(cut, pa.ChunkedArray):
+        cut = cut.combine_chunks()
+    explained = [
+        f"value has {truncated[n]:,} characters; the limit is {MAX_URL_LENGTH:,} "
+        f"(stored cut to its first {MAX_STORED_VALUE_CHARS:,})"
+        for n in numbers.filter(cut).to_pylist()
+    ]
+    return pc.replace_with_mask(messages, cut, pa.array(explained, pa.string()))
 
 
 def _count_reasons(rejects: pa.Table) -> dict[str, int]:

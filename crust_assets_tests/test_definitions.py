@@ -31,6 +31,7 @@ def test_asset_graph_sensors_and_schedule_are_as_documented() -> None:
         "contact_coverage",
         "contacts_latest",
         "contacts_duckdb",
+        "enriched_list",
     }
     parents = {
         key.to_user_string(): {p.to_user_string() for p in graph.get(key).parent_keys}
@@ -40,12 +41,18 @@ def test_asset_graph_sensors_and_schedule_are_as_documented() -> None:
     assert parents["enriched_contacts"] == {"contact_enrichment_batch"}
     assert parents["contacts_latest"] == {"enriched_contacts"}
     assert parents["contacts_duckdb"] == {"contacts_latest", "contact_coverage"}
+    assert parents["enriched_list"] == {"contact_url_list", "enriched_contacts"}
     sensor = defs.resolve_sensor_def("contact_enrichment_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     schedule = defs.resolve_schedule_def("daily_contact_enrichment_schedule")
     assert schedule.job_name == "plan_contact_enrichment"
     checks = {k.name for k in graph.asset_check_keys}
-    assert checks == {"one_row_per_submitted_url", "unique_profile_url", "schema_as_contracted"}
+    assert checks == {
+        "one_row_per_submitted_url",
+        "unique_profile_url",
+        "schema_as_contracted",
+        "every_input_line_once",
+    }
 
 
 def test_dagster_definitions_validate_passes_with_every_setting_from_env(tmp_path: Path) -> None:

@@ -299,14 +299,24 @@ def automation_requests(pipeline: Pipeline, cursor=None):
 
 def test_coverage_and_latest_follow_enriched_contacts(pipeline: Pipeline) -> None:
     requested, cursor = automation_requests(pipeline)
-    assert requested == {"contact_coverage": 0, "contacts_latest": 0, "contacts_duckdb": 0}
+    assert requested == {
+        "contact_coverage": 0,
+        "contacts_latest": 0,
+        "contacts_duckdb": 0,
+        "enriched_list": 0,
+    }
     for date, prefix in (("2026-11-04", "cov-a"), ("2026-11-05", "cov-b")):
         pipeline.write_list(date, make_urls(prefix, 30) + make_urls("cov-both", 5))
         pipeline.plan(date)
         pipeline.drive(until_runs=1)
     requested, cursor = automation_requests(pipeline, cursor)
     # the views are requested with their inputs: they run after them in the same launch
-    assert requested == {"contact_coverage": 2, "contacts_latest": 1, "contacts_duckdb": 1}
+    assert requested == {
+        "contact_coverage": 2,
+        "contacts_latest": 1,
+        "contacts_duckdb": 1,
+        "enriched_list": 2,
+    }
 
     for date in ("2026-11-04", "2026-11-05"):
         pipeline.materialize("contact_coverage", partition=date)

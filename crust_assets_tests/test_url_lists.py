@@ -119,13 +119,13 @@ def test_utf16_file_is_named_as_such(tmp_path: Path) -> None:
 
 
 def test_missing_profile_url_column_names_file_and_columns(tmp_path: Path) -> None:
-    path = write(tmp_path, "name,linkedin\nJohn,https://www.linkedin.com/in/john-doe\n")
+    path = write(tmp_path, "name,link\nJohn,https://www.linkedin.com/in/john-doe\n")
     with pytest.raises(UrlListError) as info:
         read_url_list(path)
     message = str(info.value)
     assert str(path) in message
     assert "no profile_url column" in message
-    assert "'name'" in message and "'linkedin'" in message
+    assert "'name'" in message and "'link'" in message
 
 
 def test_duplicate_profile_url_columns_are_an_error(tmp_path: Path) -> None:

@@ -62,7 +62,12 @@ from crust_assets.table import (
     requested_columns,
     worst_case_credits,
 )
-from crust_assets.url_lists import UrlListError, prepare_url_list, read_url_list_stream
+from crust_assets.url_lists import (
+    LINES_FILE,
+    UrlListError,
+    prepare_url_list,
+    read_url_list_stream,
+)
 from crust_assets.warehouse_tables import COVERAGE_SCHEMA
 
 GROUP = "contact_enrichment"
@@ -101,6 +106,7 @@ def contact_url_list(
             lambda: layout.open_binary(path),
             size=size,
             limits=enrichment.input_limits(),
+            url_column=enrichment.url_column or None,
         )
     except UrlListError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from None
@@ -111,6 +117,11 @@ def contact_url_list(
     rejects_file = layout.warehouse_partition("rejected_urls", date)
     layout.write_table(list_file, valid)
     layout.write_table(rejects_file, rejects)
+    # Every line with the user's own columns, for enriched_list (one row per input line).
+    lines_file = layout.staging_partition("contact_url_list", date, LINES_FILE)
+    layout.write_table(lines_file, prepared.lines)
+    for note in raw.notes:
+        context.log.info(f"{layout.url(path)}: {note}")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": valid.num_rows,
@@ -124,6 +135,11 @@ def contact_url_list(
             "input_file": dg.MetadataValue.path(layout.url(path)),
             "input_bytes": size,
             "rejects_file": dg.MetadataValue.path(layout.url(rejects_file)),
+            "input_columns": dg.MetadataValue.json(list(raw.columns)),
+            "header_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in raw.notes) or "none"),
+            "rows_short": raw.short_rows,
+            "rows_long": raw.long_rows,
+            "lines_file": dg.MetadataValue.path(layout.url(lines_file)),
         }
     )
 

@@ -209,6 +209,15 @@ class EnrichmentSettings(dg.ConfigurableResource):
         default=DEFAULT_INPUT_MAX_ROWS,
         description="env CRUST_INPUT_MAX_ROWS: an input list with more rows is refused",
     )
+    url_column: str | None = Field(
+        default=None,
+        description="env CRUST_URL_COLUMN: the input's URL column (default profile_url, or an "
+        "alias such as linkedin_url)",
+    )
+    export_csv: bool = Field(
+        default=True,
+        description="env CRUST_EXPORT_CSV: write <date>.enriched.csv beside enriched_list",
+    )
 
     webhook_url: str | None = Field(
         default=None,
@@ -277,6 +286,9 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             allow_reenrich_erased=env_flag("CRUST_ALLOW_REENRICH_ERASED"),
             input_max_bytes=env_int_or("CRUST_INPUT_MAX_BYTES", DEFAULT_INPUT_MAX_BYTES),  # type: ignore[arg-type]
             input_max_rows=env_int_or("CRUST_INPUT_MAX_ROWS", DEFAULT_INPUT_MAX_ROWS),  # type: ignore[arg-type]
+            url_column=env_or("CRUST_URL_COLUMN", None),  # type: ignore[arg-type]
+            export_csv=os.environ.get("CRUST_EXPORT_CSV", "true").strip().lower()
+            not in ("0", "false", "no", "off"),
             webhook_url=env_or("CRUST_WEBHOOK_URL", None),  # type: ignore[arg-type]
         ),
         "data_root": DataRoot(data_dir=env_or("CRUST_DATA_DIR", "data")),  # type: ignore[arg-type]

@@ -691,9 +691,12 @@ def parse_file_cursor(cursor: str | None) -> tuple[int, set[str]]:
 # (on by default, so they follow enriched_contacts without anyone clicking).
 contact_automation_sensor = dg.AutomationConditionSensorDefinition(
     "contact_automation_sensor",
-    target=dg.AssetSelection.assets("contact_coverage", "contacts_latest", "contacts_duckdb"),
+    target=dg.AssetSelection.assets(
+        "contact_coverage", "contacts_latest", "contacts_duckdb", "enriched_list"
+    ),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=poll_interval_seconds(),
     run_tags=PIPELINE_RUN_TAGS,
-    description="Updates contact_coverage and contacts_latest when enriched_contacts changes.",
+    description="Updates contact_coverage, contacts_latest and enriched_list when "
+    "enriched_contacts changes.",
 )
