@@ -518,7 +518,7 @@ def stored_column_names(
 ) -> tuple[list[str], list[str]]:
     """Each header cell's stored name, and a note per renamed one (see the module doc).
 
-    Names are compared without case, as DuckDB and most CRMs compare them.
+    Names are compared trimmed and without case, as DuckDB and most CRMs compare them.
     """
     names: list[str] = []
     notes: list[str] = []
@@ -530,10 +530,10 @@ def stored_column_names(
         elif reserved and cell.strip().lower() in RESERVED_COLUMNS:
             name, why = f"input_{cell.strip()}", "is a name the pipeline adds to each line"
         base, k = name, 2
-        while name.lower() in taken or (reserved and name.lower() in RESERVED_COLUMNS):
-            name, why = f"{base}_{k}", why or "repeats an earlier column's name"
+        while (key := name.strip().lower()) in taken or (reserved and key in RESERVED_COLUMNS):
+            name, why = f"{base.strip()}_{k}", why or "repeats an earlier column's name"
             k += 1
-        taken.add(name.lower())
+        taken.add(key)
         names.append(name)
         if name != cell:
             notes.append(f"column {position} ({cell!r}) {why}: stored as {name!r}")
