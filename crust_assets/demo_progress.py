@@ -130,7 +130,11 @@ def summarise(data_dir: Path, date: str) -> str:
         f"rejected URLs: {rejects.num_rows} ({rejects_path})",
     ]
     lines += [f"  {r['reason']}: {r['reason_count']}" for r in reasons]
+    per_line = layout.warehouse_partition("enriched_list", date)
     lines += [
+        f"enriched_list[{date}] (one row per input line, your columns, for the CRM): {per_line}",
+        f"  and {per_line.parent / f'{date}.enriched.csv'}"
+        + ("" if Path(per_line).exists() else " (written by contact_automation_sensor shortly)"),
         f"contacts_latest: {layout.warehouse_dataset('contacts_latest') / 'data.parquet'}",
         "",
         "Query it (DuckDB, from the repo root):",

@@ -24,10 +24,14 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("readme")
     with EmulatorProcess(root / "emulator", pending_seconds=0.1, processing_seconds=0.2) as emu:
         pipeline = Pipeline(root / "data", emu.base_url)
-        pipeline.write_list(DATE, make_urls("readme", 40))
+        crm = [f"{url},C{i:03d},rep{i % 3}" for i, url in enumerate(make_urls("readme", 40))]
+        (root / "data" / "input" / f"{DATE}.csv").write_text(
+            "\n".join(["profile_url,crm_id,owner", *crm]) + "\n"
+        )
         pipeline.plan(DATE)
         pipeline.drive(until_runs=1)
         pipeline.materialize("contact_coverage", partition=DATE)
+        pipeline.materialize("enriched_list", partition=DATE)
         pipeline.materialize("contacts_latest", "contacts_duckdb")
     previous = Path.cwd()
     os.chdir(root)  # the examples use paths relative to the repo root, i.e. the data dir's parent
@@ -38,7 +42,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_readme_has_the_examples() -> None:
-    assert len(readme_blocks("sql")) >= 1 and len(readme_blocks("python")) >= 3
+    assert len(readme_blocks("sql")) >= 1 and len(readme_blocks("python")) >= 4
 
 
 def test_sql_examples_run_in_duckdb(warehouse: Path) -> None:
@@ -58,3 +62,7 @@ def test_python_examples_run(warehouse: Path) -> None:
     assert len(pandas_ns["contacts"]) == 40 and len(pandas_ns["day"]) == 40
     assert len(pandas_ns["latest"]) == 40
     assert polars_ns["fill"].height == 1
+    per_line = results[3]["to_crm"]
+    assert [row[0] for row in per_line] == [f"C{i:03d}" for i in range(40)]
+    assert {row[2] for row in per_line} <= {"enriched", "not_found"}
+    assert any(row[3] for row in per_line)
