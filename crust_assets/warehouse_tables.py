@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from crust_assets.enriched_list import ENRICHED_LIST_SCHEMA
 from crust_assets.table import COLUMN_DESCRIPTIONS, ENRICHED_CONTACTS_SCHEMA
 
 DATE_TYPE = pa.date32()
@@ -42,19 +43,14 @@ COVERAGE_DESCRIPTIONS: dict[str, str] = {
     "computed_at": "When this row was computed (UTC).",
 }
 
-# The columns enriched_list adds to the user's own; their types are the contract's.
-LIST_COLUMNS = pa.schema(
-    [
-        pa.field("line_number", pa.int64()),
-        *ENRICHED_CONTACTS_SCHEMA,
-        pa.field("status", pa.string()),
-    ]
-)
 LIST_DESCRIPTIONS: dict[str, str] = {
     "line_number": "The line of the input file (the header is line 1).",
     **COLUMN_DESCRIPTIONS,
-    "profile_url": "The line's URL, normalised (empty when the line was rejected).",
+    "profile_url": "The line's URL, normalised (null when the line was rejected).",
     "status": "enriched, not_found, rejected, duplicate, not_delivered or erased.",
+    "reason": "A short code: the reject reason, duplicate, not_delivered, ...",
+    "detail": "The same for a person: what happened and what to do.",
+    "duplicate_of_line": "For a duplicate, the first line with the same person (same values).",
 }
 
 
@@ -98,7 +94,7 @@ TABLES: dict[str, WarehouseTable] = {
         "enriched_list",
         partitioned=True,
         schema=None,
-        known=LIST_COLUMNS,
+        known=ENRICHED_LIST_SCHEMA,
         descriptions=LIST_DESCRIPTIONS,
     ),
     "rejected_urls": WarehouseTable("rejected_urls", partitioned=True, schema=None),

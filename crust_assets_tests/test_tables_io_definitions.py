@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from crust_assets.enriched_list import ENRICHED_LIST_SCHEMA
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 from crust_assets.warehouse_tables import COVERAGE_SCHEMA
 
-TABLES = ["enriched_contacts", "contact_coverage", "contacts_latest"]
+TABLES = ["enriched_contacts", "contact_coverage", "contacts_latest", "enriched_list"]
 
 READ_DEFINITIONS = """
 import json, sys
@@ -60,6 +61,8 @@ def test_table_assets_declare_schema_name_and_uri(tmp_path: Path) -> None:
         "enriched_contacts": [*ENRICHED_CONTACTS_SCHEMA.names, "date"],
         "contact_coverage": [*COVERAGE_SCHEMA.names, "date"],
         "contacts_latest": [*ENRICHED_CONTACTS_SCHEMA.names, "date"],
+        # The user's columns vary: the catalog lists the pipeline's own.
+        "enriched_list": [*ENRICHED_LIST_SCHEMA.names, "date"],
     }
     for name in TABLES:
         table = found[name]

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.resources import DataRoot, EnrichmentSettings
+from crust_assets.defs.table_metadata import TABLE_IO_MANAGER_KEY, table_definition_metadata
 from crust_assets.enriched_list import (
     ENRICHED_LIST_SCHEMA,
     build_enriched_list,
@@ -73,6 +74,8 @@ def csv_path(layout: DataLayout, date: str) -> PurePath:
         )
     ],
     description="The input list back, one row per line: your columns, contacts and a status.",
+    io_manager_key=TABLE_IO_MANAGER_KEY,
+    metadata=table_definition_metadata("enriched_list"),
 )
 def enriched_list(
     context: dg.AssetExecutionContext, data_root: DataRoot, enrichment: EnrichmentSettings
