@@ -4,7 +4,11 @@
 pipeline normalises its input lists, so any form a user pastes finds the stored rows. The person
 is removed from every partition of `enriched_contacts`, from `contacts_latest` and from the staged
 "reused rows" files that a running plan would copy back into a partition; each file is rewritten
-atomically with its contract schema (readers see the old file or the new one, never a mix).
+atomically with its contract schema (readers see the old file or the new one, never a mix). In
+`enriched_list` (one row per input line) and its CSV the person's lines stay, blanked: status
+`erased`, every contact value null. Every input line must stay in that table exactly once, and a
+CRM that imports the file learns which of its records lost their data; the CSV is made again from
+the rewritten Parquet file (and a CSV that no longer matches its Parquet file is rewritten too).
 
 The erasure log. Each `forget` run writes one new, immutable file
 `<data>/erasures/runs/<time>-<random>.parquet` (the URLs, when, which partitions and files held
@@ -18,7 +22,8 @@ the person and whose results are not loaded yet is reported (`Erasure.unloaded_p
 warns and exits 1).
 
 Why a race cannot undo an erasure: a writer of contact rows (an `enriched_contacts` load,
-`contacts_latest`, a plan's reused rows and its URLs to submit or borrow) reads the warehouse
+`contacts_latest`, `enriched_list` with its CSV, a plan's reused rows and its URLs to submit or
+borrow) reads the warehouse
 long before it publishes. So every writer passes its output through the *erasure fence* as it
 publishes (`publish_contacts`, `erasure_fence`): it reads the erasure log at the last moment,
 drops the people it names from what it is about to publish, and publishes.
@@ -65,9 +70,11 @@ Leftovers of writers killed mid-write, which may hold anybody's rows:
 Times on an object store are whole seconds (S3 LastModified): a plan written in the same second as
 its partition's load is reported as not loaded yet (a needless warning rather than a missed one).
 
-Not touched, by design: the input lists (the user's own files), the plan files of past runs (they
-name the URLs each job was sent, and the sensor relies on them), rejected_urls, and Dagster's event
-log; none of them holds contact values.
+Not touched, by design: the input lists (the user's own files) and their per-line staging copy
+(`staging/contact_url_list/date=*/lines.parquet`: the user's own cells, read back into
+`enriched_list`, which marks erased people from the log when it is built), the plan files of past
+runs (they name the URLs each job was sent, and the sensor relies on them), rejected_urls, and
+Dagster's event log; none of them holds contact values.
 """
 
 from __future__ import annotations

@@ -206,3 +206,25 @@ def test_csv_export_can_be_turned_off(tmp_path: Path, emulator: EmulatorProcess)
     assert result.success
     assert pipeline.layout.exists(pipeline.layout.warehouse_partition("enriched_list", DATE))
     assert not Path(csv_path(pipeline.layout, DATE)).exists()
+
+
+def test_lines_of_a_failed_job_are_not_delivered_and_not_billed(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    pipeline = Pipeline(tmp_path / "data", emulator.base_url, settings={"max_job_attempts": 1})
+    urls = make_urls("halfdone", 310)  # two jobs: 300 URLs, then 10
+    emulator.admin.set_faults(fail_next_jobs=1)  # the first job fails, once, and is given up
+    Path(pipeline.layout.input_file(DATE)).write_text(crm_export(urls))
+    plan = pipeline.plan(DATE).asset_materializations_for_node("contact_enrichment_batch")[0]
+    assert plan.metadata["urls_to_submit"].value == 310  # duplicates and rejects cost nothing
+    [run] = pipeline.drive(until_runs=1)
+    assert pipeline.check_results(run)["one_row_per_submitted_url"] is False
+    result = pipeline.materialize("enriched_list", partition=DATE)
+    assert result.success
+    rows = pq.read_table(pipeline.layout.warehouse_partition("enriched_list", DATE)).to_pylist()
+    statuses = [r["status"] for r in rows]
+    assert statuses[:300] == ["not_delivered"] * 300
+    assert set(statuses[300:310]) <= {"enriched", "not_found"}
+    assert rows[0]["business_emails"] is None and "contact_enrichment_batch" in rows[0]["detail"]
+    meta = pipeline.latest_materialization("enriched_list", DATE).metadata
+    assert meta["lines_not_delivered"].value == 300

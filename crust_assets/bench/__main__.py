@@ -35,6 +35,8 @@ FULL = {
     "latest_rows": 10_000,
     "latest_rounds": 2,
     "ingest_rss": True,
+    "list_lines": 100_000,
+    "list_rounds": 3,
 }
 QUICK = {
     "ingest_records": 20_000,
@@ -51,6 +53,8 @@ QUICK = {
     "latest_rows": 1_000,
     "latest_rounds": 1,
     "ingest_rss": True,
+    "list_lines": 10_000,
+    "list_rounds": 1,
 }
 
 
@@ -329,6 +333,35 @@ def section_webhook_latency(report: Report, work: Path, sizes: dict[str, Any], q
         )
 
 
+def section_enriched_list(report: Report, work: Path, sizes: dict[str, Any], quick: bool) -> None:
+    from crust_assets.bench.enriched_list import bench_enriched_list
+
+    f = bench_enriched_list(work, lines=sizes["list_lines"], rounds=sizes["list_rounds"])
+    report.figures["enriched_list"] = f
+    n, half = f["lines"], f["lines"] // 2
+    ours, base = f[f"ours@{n}"], f[f"baseline@{n}"]
+    report.add(
+        "7",
+        f"{n:,} lines x {f['extra_columns']} extra columns ({f[f'input_mib@{n}']:.0f} MiB):"
+        " contact_url_list + enriched_list (+CSV) / pyarrow read_csv + join",
+        fmt_ratio(f["time_vs_baseline"]),
+    )
+    report.add(
+        "7",
+        "  seconds: ours (list / per-line) vs baseline",
+        f"{fmt_seconds(ours['seconds'])} ({fmt_seconds(ours['contact_url_list_seconds'])} / "
+        f"{fmt_seconds(ours['enriched_list_seconds'])}) vs {fmt_seconds(base['seconds'])}",
+    )
+    report.add(
+        "7",
+        f"  peak RSS ours at {half:,} / {n:,} lines; baseline at {n:,}",
+        f"{fmt_mib(f[f'ours@{half}']['peak_rss_mib'])} / {fmt_mib(ours['peak_rss_mib'])}; "
+        f"{fmt_mib(base['peak_rss_mib'])}",
+        "grows <= 2x",
+        f["rss_growth_half_to_full"] <= 2.0 and f["rows_equal_lines"],
+    )
+
+
 SECTIONS: dict[str, Callable[[Report, Path, dict[str, Any], bool], None]] = {
     "1": section_slots,
     "2": section_ingest,
@@ -336,6 +369,7 @@ SECTIONS: dict[str, Callable[[Report, Path, dict[str, Any], bool], None]] = {
     "4": section_tick,
     "5": section_scale,
     "6": section_webhook_latency,
+    "7": section_enriched_list,
 }
 
 
