@@ -38,6 +38,9 @@ class FrameKind(str, Enum):
     ARROW = "pyarrow.Table"
 
 
+POLARS_KINDS = (FrameKind.POLARS, FrameKind.POLARS_LAZY)
+
+
 class TableReadError(ValueError):
     """A load that cannot be served as asked (unknown columns, unsupported annotation)."""
 
@@ -182,6 +185,52 @@ def read_single(
         index = read.column_names.index("date")
         read = read.set_column(index, "date", read.column("date").cast(DATE_TYPE))
     return read
+
+
+def native_polars_scan_fits(layout: DataLayout, table: WarehouseTable) -> bool:
+    """polars reads a local root itself (faster than through Arrow, and lazily) when every file
+    has the contract schema; an object store or a table with user columns goes through Arrow."""
+    return layout.is_local and table.schema is not None
+
+
+def scan_partitions_polars(
+    layout: DataLayout,
+    table: WarehouseTable,
+    dates: Sequence[str],
+    columns: Sequence[str] | None = None,
+) -> Any:
+    """`read_partitions` as a polars LazyFrame: polars' own scan, with the contract schema, the
+    date from the directory names, only the wanted files and columns (pushed down to the scan)."""
+    polars = import_polars()
+    assert table.schema is not None
+    schema = table.schema.append(pa.field("date", DATE_TYPE))
+    wanted = _projection(schema, columns, table.name) or list(schema.names)
+    if "date" not in wanted:
+        wanted.append("date")
+    contract = polars.from_arrow(table.schema.empty_table()).schema
+    root = layout.warehouse_dataset(table.name)
+    files = [str(root / f"date={d}" / PARTITION_FILE) for d in dates]
+    if not files:
+        empty = polars.from_arrow(schema.empty_table()).lazy()
+        return empty.select(wanted)
+    scan = polars.scan_parquet(
+        files,
+        schema=contract,
+        hive_partitioning=True,
+        hive_schema={"date": polars.Date},
+    )
+    days = [dt.date.fromisoformat(d) for d in dates]
+    return scan.filter(polars.col("date").is_in(days)).select(wanted)
+
+
+def frame_shape(frame: Any) -> tuple[int, list[str]]:
+    """Rows and column names of any of the frames (a LazyFrame counts from the file footers)."""
+    if type(frame).__name__ == "LazyFrame":
+        polars = import_polars()
+        return int(frame.select(polars.len()).collect().item()), list(frame.collect_schema())
+    if isinstance(frame, pa.Table):
+        return frame.num_rows, frame.column_names
+    return len(frame), [str(c) for c in frame.columns]
 
 
 # ---- frames -------------------------------------------------------------------------------------

@@ -20,17 +20,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
-import pyarrow as pa
 from pydantic import Field
 
 from crust_assets.storage import DataLayout
 from crust_assets.table_reader import (
+    POLARS_KINDS,
+    FrameKind,
     MissingPartitionsError,
     existing_partitions,
     frame_kind,
+    frame_shape,
     missing_partitions_message,
+    native_polars_scan_fits,
     read_partitions,
     read_single,
+    scan_partitions_polars,
     single_file,
     to_frame,
 )
@@ -87,30 +91,37 @@ class ContactTablesIOManager(dg.ConfigurableIOManager):
         options = context.definition_metadata or {}
         columns: Sequence[str] | None = options.get("columns")
         layout = self.layout()
-        loaded, dates = self._read(context, layout, table, columns, options)
+        dates = self._dates(context, layout, table, options)
+        if dates is None:
+            frame: Any = to_frame(read_single(layout, table, columns), kind)
+        elif kind in POLARS_KINDS and native_polars_scan_fits(layout, table):
+            scan = scan_partitions_polars(layout, table, dates, columns)
+            frame = scan if kind is FrameKind.POLARS_LAZY else scan.collect()
+        else:
+            frame = to_frame(read_partitions(layout, table, dates, columns), kind)
+        rows, names = frame_shape(frame)
         metadata: dict[str, Any] = {
-            "dagster/row_count": loaded.num_rows,
+            "dagster/row_count": rows,
             "source": dg.MetadataValue.path(layout.url(layout.warehouse_dataset(table.name))),
-            "columns_read": dg.MetadataValue.json(loaded.column_names),
+            "columns_read": dg.MetadataValue.json(names),
         }
         if dates is not None:
             metadata["partitions_loaded"] = len(dates)
             metadata["partition_dates"] = dg.MetadataValue.json(list(dates))
         record_input_metadata(context, metadata, f"{table.name} from the data root")
-        return to_frame(loaded, kind)
+        return frame
 
-    def _read(
+    def _dates(
         self,
         context: dg.InputContext,
         layout: DataLayout,
         table: WarehouseTable,
-        columns: Sequence[str] | None,
         options: dict[str, Any],
-    ) -> tuple[pa.Table, list[str] | None]:
-        """The rows, and the partitions they came from (None for an unpartitioned table)."""
+    ) -> list[str] | None:
+        """The partitions to read, from the files; None for a table stored as one file."""
         location = layout.url(layout.warehouse_dataset(table.name))
         if not context.has_asset_partitions and layout.is_file(single_file(layout, table.name)):
-            return read_single(layout, table, columns), None
+            return None
         existing = existing_partitions(layout, table.name)
         if context.has_asset_partitions and context.has_partition_key:
             # A partitioned downstream: exactly the mapped partitions, every one of them present.
@@ -121,12 +132,10 @@ class ContactTablesIOManager(dg.ConfigurableIOManager):
                 raise MissingPartitionsError(
                     missing_partitions_message(table.name, missing, location)
                 )
-            dates = [d for d in mapped if d in have]
-        else:
-            # An unpartitioned downstream (or table): every partition that exists.
-            if not existing:
-                raise MissingPartitionsError(
-                    f"{table.name} has no files under {location}: materialise {table.name} first."
-                )
-            dates = existing
-        return read_partitions(layout, table, dates, columns), dates
+            return [d for d in mapped if d in have]
+        # An unpartitioned downstream (or upstream declared without partitions): all that exist.
+        if not existing:
+            raise MissingPartitionsError(
+                f"{table.name} has no files under {location}: materialise {table.name} first."
+            )
+        return existing

@@ -37,6 +37,9 @@ FULL = {
     "ingest_rss": True,
     "list_lines": 100_000,
     "list_rounds": 3,
+    "load_partitions": 100,
+    "load_rows": 10_000,
+    "load_rounds": 3,
 }
 QUICK = {
     "ingest_records": 20_000,
@@ -55,6 +58,9 @@ QUICK = {
     "ingest_rss": True,
     "list_lines": 10_000,
     "list_rounds": 1,
+    "load_partitions": 10,
+    "load_rows": 1_000,
+    "load_rounds": 1,
 }
 
 
@@ -362,6 +368,36 @@ def section_enriched_list(report: Report, work: Path, sizes: dict[str, Any], qui
     )
 
 
+def section_table_loading(report: Report, work: Path, sizes: dict[str, Any], quick: bool) -> None:
+    from crust_assets.bench.table_loading import PROJECTION, bench_table_loading
+
+    f = bench_table_loading(sizes["load_partitions"], sizes["load_rows"], sizes["load_rounds"])
+    report.figures["table_loading"] = f
+    seconds, rss = f["seconds"], f["peak_rss_mib"]
+    report.add(
+        "8",
+        f"load {f['partitions']} x {f['rows_per_partition']:,} rows through ContactTablesIOManager"
+        " as pandas: speed vs pd.read_parquet(dir)",
+        f"{fmt_ratio(f['pandas_speed'])} ({fmt_seconds(seconds['pandas_io'])} vs "
+        f"{fmt_seconds(seconds['pandas_direct'])})",
+        ">= 0.90x",
+        f["pandas_speed"] >= 0.9,
+    )
+    report.add(
+        "8",
+        "  as polars: speed vs pl.scan_parquet(...).collect()",
+        f"{fmt_ratio(f['polars_speed'])} ({fmt_seconds(seconds['polars_io'])} vs "
+        f"{fmt_seconds(seconds['polars_direct'])})",
+        ">= 0.90x",
+        f["polars_speed"] >= 0.9,
+    )
+    report.add(
+        "8",
+        f"  peak RSS (pandas): {len(PROJECTION)} columns / all columns / imports alone",
+        f"{fmt_mib(rss['projection'])} / {fmt_mib(rss['all'])} / {fmt_mib(rss['baseline'])}",
+    )
+
+
 SECTIONS: dict[str, Callable[[Report, Path, dict[str, Any], bool], None]] = {
     "1": section_slots,
     "2": section_ingest,
@@ -370,6 +406,7 @@ SECTIONS: dict[str, Callable[[Report, Path, dict[str, Any], bool], None]] = {
     "5": section_scale,
     "6": section_webhook_latency,
     "7": section_enriched_list,
+    "8": section_table_loading,
 }
 
 
