@@ -228,3 +228,17 @@ def test_lines_of_a_failed_job_are_not_delivered_and_not_billed(
     assert rows[0]["business_emails"] is None and "contact_enrichment_batch" in rows[0]["detail"]
     meta = pipeline.latest_materialization("enriched_list", DATE).metadata
     assert meta["lines_not_delivered"].value == 300
+
+
+def test_the_url_column_setting_reaches_contact_url_list(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    pipeline = Pipeline(tmp_path / "data", emulator.base_url, settings={"url_column": "CRM Link"})
+    urls = make_urls("setting", 3)
+    text = "linkedin_url,CRM Link\n" + "".join(f"junk,{u}\n" for u in urls)
+    Path(pipeline.layout.input_file(DATE)).write_text(text)
+    plan = pipeline.plan(DATE).asset_materializations_for_node("contact_enrichment_batch")[0]
+    assert plan.metadata["urls_to_submit"].value == 3
+    meta = pipeline.latest_materialization("contact_url_list", DATE).metadata
+    assert meta["input_columns"].value == ["linkedin_url", "CRM Link"]
+    assert meta["header_notes"].value == "none"
