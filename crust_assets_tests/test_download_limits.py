@@ -273,6 +273,25 @@ def test_a_body_trickling_one_byte_at_a_time_fails_by_the_deadline(store: Hostil
     )
 
 
+@pytest.mark.parametrize("status", [403, 503])
+def test_an_error_body_trickling_one_byte_at_a_time_fails_by_the_deadline(
+    store: HostileStore, status: int
+) -> None:
+    # 9 bytes at one a second: unbounded, the error body alone would take 9 s (4 KiB: hours).
+    store.route("/p/part-000.jsonl.gz", lambda n: Reply(status, trickle(every=1.0, total=9)))
+    started = time.monotonic()
+    err = download_error(
+        client_for(store.base_url, deadline_seconds=3.0),
+        batch_of([store.url("/p/part-000.jsonl.gz")]),
+    )
+    assert 2.5 < time.monotonic() - started < 5.0
+    assert_names_limit(
+        err, "part-000.jsonl.gz", "deadline_seconds", "CRUST_DOWNLOAD_DEADLINE_SECONDS"
+    )
+    assert f"HTTP {status} error body took too long" in str(err)
+    assert store.hits["/p/part-000.jsonl.gz"] == 1
+
+
 # ---- URL safety -------------------------------------------------------------------------------
 REAL_API = "https://api.crustdata.invalid"
 

@@ -335,7 +335,7 @@ def _fetch_into(
     try:
         with _guarded_get(http, url, where, guard, deadline) as (response, from_store):
             if response.status_code != 200:
-                return (*_http_failure(response, where, from_store), 0)
+                return (*_http_failure(response, where, from_store, deadline), 0)
             encoding = response.headers.get("content-encoding", "").strip().lower()
             if encoding not in _RAW_ENCODINGS:
                 raise where.error(f"unsupported Content-Encoding {encoding[:40]!r}")
@@ -436,11 +436,11 @@ def _copy_body(chunks: Iterator[bytes], fh: IO[bytes], where: _Where, deadline: 
 
 
 def _http_failure(
-    response: httpx.Response, where: _Where, from_store: bool
+    response: httpx.Response, where: _Where, from_store: bool, deadline: Deadline
 ) -> tuple[DownloadError, float | None]:
     """A non-200 answer: ``(error, delay)`` if the policy retries it, else raises the error."""
     status = response.status_code
-    code, message = _store_error(response)
+    code, message = _store_error(response, where, deadline)
     reason = f"HTTP {status}" + (f" {code}" if code else "")
     if message and from_store:
         reason += f": {message}"
@@ -454,19 +454,26 @@ def _http_failure(
     raise err
 
 
-def _store_error(response: httpx.Response) -> tuple[str | None, str | None]:
+def _store_error(
+    response: httpx.Response, where: _Where, deadline: Deadline
+) -> tuple[str | None, str | None]:
     """(Code, Message) of an S3-style XML error body, read at most a few KiB; else (None, None).
 
-    Any other body (an internal service's page, JSON with a key in it) is dropped unread.
+    Any other body (an internal service's page, JSON with a key in it) is dropped unread. The
+    part's deadline bounds the reading too: each read has its own timeout, so an error body
+    trickling one byte at a time would otherwise hold the attempt for hours.
     """
     body = b""
     try:
         for chunk in response.iter_raw():
             body += chunk
-            if len(body) >= _ERROR_BODY_LIMIT:
+            if len(body) >= _ERROR_BODY_LIMIT or deadline.remaining() <= 0:
                 break
     except httpx.HTTPError:
         pass
+    if deadline.remaining() <= 0:
+        status = response.status_code
+        raise where.over("deadline_seconds", f"the HTTP {status} error body took too long")
     text = body[:_ERROR_BODY_LIMIT].decode("utf-8", "replace")
     if "<Error>" not in text:
         return None, None
