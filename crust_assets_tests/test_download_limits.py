@@ -220,8 +220,10 @@ def test_nested_gzip_layers_are_refused(store: HostileStore) -> None:
     store.route("/p/b.jsonl.gz", lambda n: Reply(body=bomb, headers={"Content-Encoding": "gzip"}))
     err = download_error(client_for(store.base_url), batch_of([store.url("/p/a.jsonl.gz")]))
     assert "more than 1 gzip layer(s)" in str(err) and err.part == "a.jsonl.gz"
+    assert err.limit == "gzip_layers" and "limit gzip_layers=1 " in str(err)
     err = download_error(client_for(store.base_url), batch_of([store.url("/p/b.jsonl.gz")]))
     assert "more than 2 gzip layer(s)" in str(err)
+    assert err.limit == "gzip_layers" and "limit gzip_layers=2 " in str(err)
     assert store.hits["/p/a.jsonl.gz"] == 1 and store.hits["/p/b.jsonl.gz"] == 1
 
 

@@ -151,12 +151,16 @@ class _Where:
 
 
 class _LimitExceeded(Exception):
-    """Internal: a cap was hit while decoding; turned into a DownloadError by the caller."""
+    """Internal: a cap was hit while decoding; turned into a DownloadError by the caller.
 
-    def __init__(self, limit: str, what: str) -> None:
+    ``shown`` is the limit's text when it is not a ``DownloadLimits`` field (the gzip layers).
+    """
+
+    def __init__(self, limit: str, what: str, shown: str | None = None) -> None:
         super().__init__(limit)
         self.limit = limit
         self.what = what
+        self.shown = shown
 
 
 def shown_part_name(url: str, index: int) -> str:
@@ -558,7 +562,12 @@ def _decoded_counted(
     source: IO[bytes] = _Counted(fh, raw_cap, deadline, raw_limit)  # type: ignore[assignment]
     while head == GZIP_MAGIC:
         if len(opened) == max_layers:
-            raise _LimitExceeded("", f"more than {max_layers} gzip layer(s)")
+            raise _LimitExceeded(
+                "gzip_layers",
+                f"more than {max_layers} gzip layer(s)",
+                f"limit gzip_layers={max_layers} (one layer, two when the store sends "
+                "Content-Encoding: gzip; not settable: deeper nesting only hides a bomb)",
+            )
         gz = gzip.GzipFile(fileobj=source, mode="rb")
         opened.append(gz)
         source = _Counted(gz, limits.max_decompressed_bytes, deadline)  # type: ignore[assignment]
@@ -628,9 +637,9 @@ def _verify(fh: IO[bytes], where: _Where, max_layers: int, deadline: Deadline | 
         stream = _decoded_counted(fh, limits, max_layers, deadline, opened)
         _scan(stream, plain=not opened, limits=limits)
     except _LimitExceeded as exc:
-        if exc.limit:
-            raise where.over(exc.limit, exc.what) from None
-        raise where.error(exc.what) from None
+        if exc.shown is not None:
+            raise where.error(f"{exc.what}: {exc.shown}", limit=exc.limit) from None
+        raise where.over(exc.limit, exc.what) from None
     except EOFError:
         reason = "gzip stream is truncated (ends before its end-of-stream marker)"
     except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError

@@ -165,7 +165,7 @@ class DownloadError(CrustdataError):
     the whole batch download without seeing duplicates. ``url`` is redacted.
     ``retryable`` marks a body that arrived broken (the client already fetched it
     again as often as allowed); ``limit`` names the ``DownloadLimits`` field of a
-    cap that was exceeded (None otherwise).
+    cap that was exceeded, or ``gzip_layers`` for the fixed gzip nesting (None otherwise).
     """
 
     def __init__(
