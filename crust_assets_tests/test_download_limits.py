@@ -308,6 +308,8 @@ REAL_API = "https://api.crustdata.invalid"
         ("https://169.254.169.254/latest/part-000.jsonl.gz?X-Amz-Signature=s", "address"),
         ("https://[::ffff:127.0.0.1]/p/part-000.jsonl.gz?X-Amz-Signature=s", "loopback address"),
         ("ftp://store.example/p/part-000.jsonl.gz?X-Amz-Signature=s", "scheme 'ftp'"),
+        # No address to check: refused, not fetched on the chance that it is public.
+        ("https://store.invalid/p/part-000.jsonl.gz?X-Amz-Signature=s", "cannot resolve host"),
     ],
 )
 def test_the_real_api_may_not_send_us_to_internal_addresses(
@@ -534,6 +536,9 @@ def test_url_guard_checks_every_resolved_address() -> None:
         guard.refusal(httpx.URL("https://mixed.example/p")) or ""
     )
     assert "https" in (guard.refusal(httpx.URL("http://store.example/p")) or "")
+    assert "cannot resolve host gone.example" in (
+        guard.refusal(httpx.URL("https://gone.example/p")) or ""
+    )
     emulator = UrlGuard.for_base_url("http://localhost:8711")
     assert (
         emulator.loopback_api

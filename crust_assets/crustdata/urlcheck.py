@@ -7,7 +7,8 @@ copy the answer into an error that ends up in the Dagster UI. The rules:
 * ``https`` only, except when the API itself is a loopback emulator: then ``http`` to a
   loopback host is fine (the emulator serves its files over plain http on 127.0.0.1).
 * Against the real API, a host that resolves to a private, loopback, link-local, multicast,
-  reserved, unspecified or otherwise non-global address is refused (every address is checked).
+  reserved, unspecified or otherwise non-global address is refused (every address is checked),
+  and so is a host that does not resolve: a check that cannot be made fails closed.
 * An optional allow-list (``CRUST_DOWNLOAD_HOSTS``: names or ``*.suffix`` patterns) refuses
   every other host.
 
@@ -42,7 +43,10 @@ Resolver = Callable[[str, int], list[str]]
 
 
 def resolve_host(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to (``socket.getaddrinfo``); [] if it does not resolve."""
+    """Every address ``host`` resolves to (``socket.getaddrinfo``); [] if it does not resolve.
+
+    [] is refused by :class:`UrlGuard`: an address that cannot be checked is not allowed.
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
@@ -121,8 +125,10 @@ class UrlGuard:
             return None
         if scheme != "https":
             return f"plain http to {host}: download URLs must be https"
-        port = url.port or 443
-        for address in self.resolve(host.strip("[]"), port):
+        addresses = self.resolve(host.strip("[]"), url.port or 443)
+        if not addresses:
+            return f"cannot resolve host {host} (its address cannot be checked)"
+        for address in addresses:
             why = address_refusal(address)
             if why is not None:
                 return f"host {host} resolves to a {why} address ({address})"
