@@ -24,7 +24,7 @@ import pytest
 
 from crust_assets.crustdata import CrustdataClient
 from crust_assets.defs.job_events import find_plan
-from crust_assets.defs.resources import CrustdataResource
+from crust_assets.defs.resources import CrustdataResource, build_resources
 from crust_assets.demo import launch_partition, start_dagster_dev
 from crust_assets.emulator.process import EmulatorProcess
 from crust_assets_tests.fault_matrix import (
@@ -151,6 +151,37 @@ def test_repr_of_resource_and_client_hide_the_key(monkeypatch: pytest.MonkeyPatc
     resource = CrustdataResource(api_key=dg.EnvVar("CRUSTDATA_API_KEY"))
     assert dg.materialize([probe], resources={"crustdata": resource}).success
     assert seen and not [s for s in seen if SECRET_KEY in s]
+
+
+def test_every_client_of_the_resource_masks_the_configured_webhook_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load run's client (built with no arguments) knows the token, not only the sensor's."""
+    hook = f"http://127.0.0.1:9/hooks/crustdata/{WEBHOOK_TOKEN}"
+    faults = {"echo_secrets": True, "fail_next_jobs": 1}
+    with EmulatorProcess(
+        tmp_path / "emulator", api_key=SECRET_KEY, pending_seconds=0, faults=faults
+    ) as emulator:
+        with CrustdataClient(SECRET_KEY, emulator.base_url) as submitter:
+            urls = make_urls("hook-echo", 1)
+            batch = submitter.submit(urls, ["business_email"], webhook_url=hook)
+            submitter.wait_until_terminal(batch.batch_id, poll_interval=0.1, timeout=10)
+        with CrustdataClient(SECRET_KEY, emulator.base_url) as unaware:  # the echo is real
+            assert WEBHOOK_TOKEN in (unaware.status(batch.batch_id).error_message or "")
+        monkeypatch.setenv("CRUSTDATA_API_KEY", SECRET_KEY)
+        monkeypatch.setenv("CRUSTDATA_BASE_URL", emulator.base_url)
+        monkeypatch.setenv("CRUST_WEBHOOK_URL", hook)
+        seen: list[str] = []
+
+        @dg.asset
+        def load_probe(crustdata: CrustdataResource) -> None:
+            with crustdata.client() as client:  # as enriched_contacts builds its client
+                seen.append(client.status(batch.batch_id).error_message or "")
+
+        resource = build_resources()["crustdata"]
+        assert dg.materialize([load_probe], resources={"crustdata": resource}).success
+    assert seen and "callback http://127.0.0.1:9/***" in seen[0]
+    assert WEBHOOK_TOKEN not in seen[0] and SECRET_KEY not in seen[0]
 
 
 def test_failures_with_a_refused_key_never_echo_it(tmp_path: Path) -> None:

@@ -113,6 +113,13 @@ class CrustdataResource(dg.ConfigurableResource):
         description="env CRUST_DOWNLOAD_HOSTS: comma-separated hosts (or *.suffix) downloads "
         "may reach; unset = any public https host",
     )
+    # The same value as EnrichmentSettings.webhook_url: its path holds the receiver's token, so
+    # every client of this resource masks it (a load run's, not only the submitting sensor's).
+    webhook_url: str | None = Field(
+        default=None,
+        description="env CRUST_WEBHOOK_URL: masked, like the key, in every server text",
+        repr=False,
+    )
 
     def download_limits(self) -> DownloadLimits:
         return DownloadLimits(
@@ -144,8 +151,8 @@ class CrustdataResource(dg.ConfigurableResource):
     ) -> CrustdataClient:
         """A new client; close it (or use `with`) when done. The key stays inside it.
 
-        `secrets` (e.g. the webhook URL) are masked, like the key, in any server text the
-        client turns into exceptions or values."""
+        The configured webhook URL and any other `secrets` are masked, like the key, in any
+        server text the client turns into exceptions or values."""
         return CrustdataClient(
             self.api_key or EMULATOR_PLACEHOLDER_KEY,
             self.resolved_base_url(),
@@ -154,7 +161,7 @@ class CrustdataResource(dg.ConfigurableResource):
             max_retry_seconds=(
                 self.max_retry_seconds if max_retry_seconds is None else max_retry_seconds
             ),
-            secrets=secrets,
+            secrets=(self.webhook_url, *secrets),
             download_limits=self.download_limits(),
         )
 
@@ -264,10 +271,12 @@ class DataRoot(dg.ConfigurableResource):
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     """Resources from the environment, read when the code location loads."""
+    webhook_url = env_or("CRUST_WEBHOOK_URL", None)
     return {
         "crustdata": CrustdataResource(
             api_key=env_or("CRUSTDATA_API_KEY", None),  # type: ignore[arg-type]
             base_url=env_or("CRUSTDATA_BASE_URL", None),  # type: ignore[arg-type]
+            webhook_url=webhook_url,  # type: ignore[arg-type]
             **download_settings(),
         ),
         "enrichment": EnrichmentSettings(
@@ -289,7 +298,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             url_column=env_or("CRUST_URL_COLUMN", None),  # type: ignore[arg-type]
             export_csv=os.environ.get("CRUST_EXPORT_CSV", "true").strip().lower()
             not in ("0", "false", "no", "off"),
-            webhook_url=env_or("CRUST_WEBHOOK_URL", None),  # type: ignore[arg-type]
+            webhook_url=webhook_url,  # type: ignore[arg-type]
         ),
         "data_root": DataRoot(data_dir=env_or("CRUST_DATA_DIR", "data")),  # type: ignore[arg-type]
         # Loads the tables into downstream assets (the table assets write their own files).
