@@ -434,13 +434,28 @@ def _add_ingest(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         action="store_true",
         help="without --urls: keep every record (constant memory, no duplicate check)",
     )
-    parser.add_argument(
+    parser.add_argument(  # not given: the env var, read when ingest runs (a bad one: exit 2)
         "--max-line-bytes",
-        type=int,
-        default=int(os.environ.get("CRUST_RESULT_MAX_LINE_BYTES") or 16 * 1024 * 1024),
-        help="longest result line read; a longer one is an error (env CRUST_RESULT_MAX_LINE_BYTES)",
+        type=_positive_int,
+        default=argparse.SUPPRESS,
+        help="longest result line read; a longer one is an error"
+        " (env CRUST_RESULT_MAX_LINE_BYTES, default 16 MiB)",
     )
     parser.set_defaults(func=_run_ingest)
+
+
+def _env_positive_int(name: str, default: int) -> int:
+    """The env var's whole number (>= 1), or ``default`` when unset; ValueError naming it."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {text[:40]!r}")
+    return value
 
 
 def _utc_datetime(text: str) -> datetime:
@@ -465,8 +480,17 @@ def _run_ingest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from crust_assets.crustdata import DownloadError, ResultParseError
-    from crust_assets.ingest import ResultFileError, ingest_files
+    from crust_assets.crustdata.limits import LIMIT_SETTINGS
+    from crust_assets.ingest import MAX_LINE_BYTES, ResultFileError, ingest_files
 
+    max_line_bytes = getattr(args, "max_line_bytes", None)
+    try:
+        if max_line_bytes is None:
+            env = LIMIT_SETTINGS["max_line_bytes"][0]
+            max_line_bytes = _env_positive_int(env, MAX_LINE_BYTES)
+    except ValueError as error:
+        print(f"crust-assets ingest: {error}", file=sys.stderr)
+        return 2
     try:
         expected = _read_url_file(args.urls) if args.urls else None
         report = ingest_files(
@@ -476,7 +500,7 @@ def _run_ingest(args: argparse.Namespace) -> int:
             enriched_at=args.enriched_at,
             expected_urls=expected,
             dedupe=not args.keep_duplicates,
-            max_line_bytes=args.max_line_bytes,
+            max_line_bytes=max_line_bytes,
         )
     except (OSError, ResultFileError, ResultParseError, DownloadError) as error:
         print(f"crust-assets ingest: {error}", file=sys.stderr)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import os
 import random
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -457,6 +460,44 @@ def test_ingest_command_takes_the_line_cap_from_its_flag_or_env(
     assert "longer than 60 bytes" in capsys.readouterr().err
     monkeypatch.delenv("CRUST_RESULT_MAX_LINE_BYTES")
     assert cli_main(["ingest", str(path), "--out", str(out)]) == 0 and out.exists()
+
+
+def _crust_assets(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "crust_assets.cli", *args]
+    return subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_a_bad_limit_in_the_environment_fails_only_the_command_that_reads_it(
+    tmp_path: Path,
+) -> None:
+    bad = {
+        "CRUST_RESULT_MAX_LINE_BYTES": "16MiB",
+        "CRUST_WEBHOOK_MAX_HINTS": "lots",
+        "CRUST_ERASURE_VERIFY_ROUNDS": "five",
+    }
+    for command in ([], ["ingest"], ["webhook"], ["forget"], ["export"], ["emulator"]):
+        shown = _crust_assets([*command, "--help"], bad)
+        assert shown.returncode == 0 and "usage: crust-assets" in shown.stdout, shown.stderr
+    path = tmp_path / "results.jsonl"
+    path.write_bytes(record_line("https://www.linkedin.com/in/env"))
+    out = tmp_path / "out.parquet"
+    ingest = _crust_assets(["ingest", str(path), "--out", str(out)], bad)
+    assert ingest.returncode == 2 and "Traceback" not in ingest.stderr
+    assert "CRUST_RESULT_MAX_LINE_BYTES must be a whole number >= 1, got '16MiB'" in ingest.stderr
+    assert not out.exists()
+    # The flag wins over the bad env value.
+    flagged = _crust_assets(
+        ["ingest", str(path), "--out", str(out), "--max-line-bytes", "999"], bad
+    )
+    assert flagged.returncode == 0 and out.exists(), flagged.stderr
+    webhook = _crust_assets(["webhook"], {**bad, "CRUST_WEBHOOK_TOKEN": "t" * 32})
+    assert webhook.returncode == 2 and "CRUST_WEBHOOK_MAX_HINTS" in webhook.stderr
+    data = str(tmp_path / "data")
+    forget = _crust_assets(["forget", "https://www.linkedin.com/in/x", "--data-dir", data], bad)
+    assert forget.returncode == 2 and "CRUST_ERASURE_VERIFY_ROUNDS" in forget.stderr
+    assert "Traceback" not in webhook.stderr + forget.stderr
 
 
 # ---- pure decisions ---------------------------------------------------------------------------
