@@ -1,0 +1,1 @@
+"""An example second code location: RevOps analytics on crust_assets' tables."""
