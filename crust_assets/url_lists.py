@@ -714,7 +714,7 @@ def prepare_url_list(table: pa.Table | UrlList) -> PreparedUrlList:
     normalized = normalize_profile_urls(raw, include_messages=True)
 
     valid_mask = pc.is_valid(normalized.column("profile_url"))
-    valid = _first_occurrences(normalized.column("profile_url"), line_number)
+    valid, codes = _first_occurrences(normalized.column("profile_url"), line_number)
     rejects = _rejects(line_number, normalized, pc.invert(valid_mask), truncated)
     return PreparedUrlList(
         valid=valid,
@@ -722,7 +722,9 @@ def prepare_url_list(table: pa.Table | UrlList) -> PreparedUrlList:
         rows_read=table.num_rows,
         duplicates=(pc.sum(valid_mask).as_py() or 0) - valid.num_rows,
         rejected_by_reason=_count_reasons(rejects),
-        lines=_lines(cells, line_number, normalized, valid, truncated),
+        lines=_lines(
+            cells, line_number, normalized, valid.column("line_number").take(codes), truncated
+        ),
     )
 
 
@@ -730,13 +732,12 @@ def _lines(
     cells: pa.Table | None,
     line_number: pa.ChunkedArray,
     normalized: pa.Table,
-    valid: pa.Table,
+    first: pa.ChunkedArray,
     truncated: Mapping[int, int],
 ) -> pa.Table:
-    """Every line: the user's columns, then ``LINES_SCHEMA`` (a duplicate names its first line)."""
-    line_number = line_number.combine_chunks() if line_number.num_chunks != 1 else line_number
+    """Every line: the user's columns, then ``LINES_SCHEMA``; `first` is each line's first line
+    with the same URL (null when rejected), so a duplicate names the line it repeats."""
     urls = normalized.column("profile_url")
-    first = pc.take(valid.column("line_number"), pc.index_in(urls, value_set=valid.column(0)))
     duplicate_of = pc.if_else(pc.equal(first, line_number), None, first)
     reasons = normalized.column("reject_reason")
     messages = normalized.column("reject_message")
@@ -753,8 +754,11 @@ def _lines(
     return cells
 
 
-def _first_occurrences(urls: pa.ChunkedArray, line_number: pa.ChunkedArray) -> pa.Table:
-    """Each distinct URL once, in the order of its first line, with that line's number.
+def _first_occurrences(
+    urls: pa.ChunkedArray, line_number: pa.ChunkedArray
+) -> tuple[pa.Table, pa.ChunkedArray]:
+    """Each distinct URL once, in the order of its first line, with that line's number; and
+    each row's position in that table (null for a null URL), which finds a duplicate's first line.
 
     A dictionary encoding numbers the distinct values in order of first appearance, so a
     row is a first occurrence exactly where the running maximum of those numbers grows.
@@ -763,15 +767,16 @@ def _first_occurrences(urls: pa.ChunkedArray, line_number: pa.ChunkedArray) -> p
     """
     encoded = pc.dictionary_encode(urls)
     if encoded.num_chunks == 0 or len(encoded) == 0:
-        return VALID_SCHEMA.empty_table()
+        return VALID_SCHEMA.empty_table(), pa.chunked_array([pa.nulls(len(urls), pa.int32())])
     codes = pa.chunked_array([chunk.indices for chunk in encoded.chunks], pa.int32())
     running_max = pc.cumulative_max(pc.fill_null(codes, -1))
     previous = pa.chunked_array([pa.array([-1], pa.int32()), *running_max[:-1].chunks])
     first = pc.greater(running_max, previous)
     dictionary = encoded.chunk(encoded.num_chunks - 1).dictionary
-    return pa.Table.from_arrays(
+    valid = pa.Table.from_arrays(
         [dictionary, line_number.filter(first).combine_chunks()], schema=VALID_SCHEMA
     )
+    return valid, codes
 
 
 def _rejects(
