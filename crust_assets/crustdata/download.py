@@ -44,7 +44,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, cast
 
 import httpx
 
@@ -518,61 +518,63 @@ class _Counted:
         return data
 
 
-def open_decoded(fh: IO[bytes], max_layers: int = 2) -> IO[bytes]:
+# (stream, decoded) -> the stream, counted against its cap; see open_decoded.
+_Wrap = Callable[[IO[bytes], bool], IO[bytes]]
+
+
+def open_decoded(
+    fh: IO[bytes],
+    max_layers: int = 2,
+    *,
+    counted: _Wrap | None = None,
+    opened: list[gzip.GzipFile] | None = None,
+) -> IO[bytes]:
     """A readable stream of the decoded bytes of ``fh`` (up to ``max_layers`` gzip layers).
 
     Rewinds ``fh``. Closing the returned stream does not close ``fh`` when it is a gzip
-    wrapper, so callers close both.
+    wrapper, so callers close both (each layer opened is appended to ``opened`` if given).
+
+    Without ``counted`` (a verified part, a local file) decoding stops after ``max_layers``.
+    Verification passes ``counted(stream, decoded)``, which wraps the raw bytes and every
+    layer's output against the caps (``decoded``: the bytes are the part's text); a layer
+    past ``max_layers`` is then refused.
     """
     fh.seek(0)
     head = fh.read(2)
     fh.seek(0)
-    stream: IO[bytes] = fh
-    layers = 0
-    while head == GZIP_MAGIC and layers < max_layers:
-        gz = gzip.GzipFile(fileobj=stream, mode="rb")
-        stream = gz  # type: ignore[assignment]
-        layers += 1
-        head = gz.peek(2)[:2]
-    return stream
-
-
-def _decoded_counted(
-    fh: IO[bytes],
-    limits: DownloadLimits,
-    max_layers: int,
-    deadline: Deadline | None,
-    opened: list[gzip.GzipFile],
-) -> IO[bytes]:
-    """Like :func:`open_decoded`, but every layer's output is counted against the caps.
-
-    Appends each gzip layer it opens to ``opened`` (the caller closes them, even on error).
-    """
-    fh.seek(0)
-    head = fh.read(2)
-    fh.seek(0)
-    plain = head != GZIP_MAGIC
-    # The raw bytes are counted too: for a gzip of thousands of empty members, GzipFile loops
-    # inside one read() without producing output, and only its input reads see the deadline.
-    raw_cap, raw_limit = (
-        (limits.max_decompressed_bytes, "max_decompressed_bytes")
-        if plain
-        else (limits.max_bytes, "max_bytes")
-    )
-    source: IO[bytes] = _Counted(fh, raw_cap, deadline, raw_limit)  # type: ignore[assignment]
+    layers: list[gzip.GzipFile] = [] if opened is None else opened
+    stream = fh if counted is None else counted(fh, head != GZIP_MAGIC)
     while head == GZIP_MAGIC:
-        if len(opened) == max_layers:
+        if len(layers) == max_layers:
+            if counted is None:
+                break
             raise _LimitExceeded(
                 "gzip_layers",
                 f"more than {max_layers} gzip layer(s)",
                 f"limit gzip_layers={max_layers} (one layer, two when the store sends "
                 "Content-Encoding: gzip; not settable: deeper nesting only hides a bomb)",
             )
-        gz = gzip.GzipFile(fileobj=source, mode="rb")
-        opened.append(gz)
-        source = _Counted(gz, limits.max_decompressed_bytes, deadline)  # type: ignore[assignment]
+        gz = gzip.GzipFile(fileobj=stream, mode="rb")
+        layers.append(gz)
+        decoded = cast(IO[bytes], gz)
+        stream = decoded if counted is None else counted(decoded, True)
         head = gz.peek(2)[:2]
-    return source
+    return stream
+
+
+def _counter(limits: DownloadLimits, deadline: Deadline | None) -> _Wrap:
+    """The ``counted`` of :func:`open_decoded` for verification: every stream against its cap.
+
+    The raw bytes of a gzip are counted too: for a gzip of thousands of empty members, GzipFile
+    loops inside one read() without producing output, and only its input reads see the deadline.
+    """
+
+    def counted(stream: IO[bytes], decoded: bool) -> IO[bytes]:
+        if decoded:
+            return cast(IO[bytes], _Counted(stream, limits.max_decompressed_bytes, deadline))
+        return cast(IO[bytes], _Counted(stream, limits.max_bytes, deadline, "max_bytes"))
+
+    return counted
 
 
 class _LineCheck:
@@ -634,7 +636,7 @@ def _verify(fh: IO[bytes], where: _Where, max_layers: int, deadline: Deadline | 
     limits = where.limits
     opened: list[gzip.GzipFile] = []
     try:
-        stream = _decoded_counted(fh, limits, max_layers, deadline, opened)
+        stream = open_decoded(fh, max_layers, counted=_counter(limits, deadline), opened=opened)
         _scan(stream, plain=not opened, limits=limits)
     except _LimitExceeded as exc:
         if exc.shown is not None:
