@@ -36,6 +36,9 @@ class JobEvent:
     DEFERRED = "job_deferred"  # not accepted (no slot, API trouble): back in the queue, not billed
     AMBIGUOUS = "job_submission_unconfirmed"  # sent, no answer, not found (yet) in GET /batch
     ABANDONED = "job_abandoned"  # gave up: attempts exhausted, refused, or unconfirmable
+    # Every URL of the job was erased (`crust-assets forget`) before it was sent: nothing to buy
+    # or deliver, so it counts as done and the plan completes without it.
+    ERASED = "job_not_submitted_erased"
     REMAINDER_ABANDONED = "jobs_not_submitted"  # e.g. credits ran out: jobs >= first_job_index
     PLAN_COMPLETED = "plan_completed"
     PLAN_FAILED = "plan_failed"
@@ -70,6 +73,9 @@ class JobState:
     window_start: float | None = None
     reconcile_tries: int = 0
     error: str | None = None
+    # URLs actually sent (the job's plan rows minus the people erased by then): the size a lost
+    # submit is looked for by in GET /batch. None in cursors written before it was kept.
+    url_count: int | None = None
 
 
 @dataclass
@@ -112,6 +118,10 @@ class PlanState:
         if index < self.job_count - 1:
             return MAX_URLS_PER_JOB
         return self.url_count - MAX_URLS_PER_JOB * (self.job_count - 1)
+
+    def sent_size(self, job: JobState) -> int:
+        """URLs the job's submit carried (fewer than its plan rows when people were erased)."""
+        return job.url_count if job.url_count is not None else self.job_size(job.index)
 
     @property
     def load_pending(self) -> bool:
@@ -281,6 +291,11 @@ class QueueState:
         index = int(event["job_index"])
         key = str(index)
         job = plan.jobs.get(key)
+        if name == JobEvent.ERASED:
+            plan.jobs.pop(key, None)
+            plan.next_index = max(plan.next_index, index + 1)
+            plan.done += 1
+            return
         if name == JobEvent.SUBMITTING:
             attempt = int(event.get("attempt", 1))
             if job is None:
@@ -290,6 +305,8 @@ class QueueState:
             job.state, job.attempt, job.since = "submitting", attempt, timestamp
             job.window_start = float(event.get("window_start", timestamp))
             job.retry_at = None
+            sent = event.get("url_count")
+            job.url_count = int(sent) if sent is not None else None
             return
         if job is None:
             return

@@ -25,6 +25,7 @@ import pytest
 from crust_assets import erasure
 from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.erasure import ErasureSettings, erasure_log, forget, scrub_file
+from crust_assets.job_queue import JobEvent, JobState, PlanState, QueueState
 from crust_assets.storage import DataLayout, LockTimeout, file_lock, write_parquet_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
@@ -320,6 +321,107 @@ def test_a_plan_that_borrowed_a_person_before_a_forget_does_not_borrow_them(
         assert all(run.success for run in runs.values())
     assert holders(pipeline.layout, person) == []
     assert len(pipeline.table(SECOND)) == 24 and len(pipeline.table(FIRST)) == 19
+
+
+# ---- the submitter: a plan made before a forget -------------------------------------------------
+def sent_urls(emulator: EmulatorProcess) -> list[str]:
+    return [url for submission in emulator.admin.submissions() for url in submission["urls"]]
+
+
+def job_events(pipeline: Pipeline, date: str, name: str) -> list[dict]:
+    return [e for e in pipeline.observations(date) if e.get("event") == name]
+
+
+def test_queue_counts_a_job_of_erased_people_done_and_keeps_each_jobs_sent_count() -> None:
+    state = QueueState()
+    plan = PlanState(
+        FIRST, "p1", job_count=2, url_count=301, fields=[], plan_path="p", storage_id=1
+    )
+    state.add_plan(plan)
+    event = {"date": FIRST, "plan_id": "p1"}
+    state.apply({**event, "event": JobEvent.SUBMITTING, "job_index": 0, "url_count": 299}, 1.0)
+    state.apply({**event, "event": JobEvent.ERASED, "job_index": 1, "url_count": 0}, 2.0)
+    restored = QueueState.from_cursor(state.to_cursor()).plans[plan.key]
+    assert restored.next_index == 2 and restored.done == 1 and list(restored.jobs) == ["0"]
+    assert restored.sent_size(restored.jobs["0"]) == 299 and restored.job_size(0) == 300
+    old = JobState(index=0, state="submitting")  # a cursor written before the count was kept
+    assert restored.sent_size(old) == 300
+
+
+def test_a_plan_made_before_a_forget_never_sends_the_person_and_the_day_completes(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    """Two jobs (300 URLs and 1): one person erased from the first, the second's only person
+    erased. The first is sent without its person, the second is not sent at all, and the day
+    loads every other row with its checks passing."""
+    pipeline = Pipeline(tmp_path / "data", emulator.base_url)
+    urls = make_urls("unsent", 301)
+    person, alone = urls[5], urls[300]
+    pipeline.write_list(FIRST, urls)
+    pipeline.plan(FIRST)
+    _, output = run_forget(pipeline.layout.root, person, alone)
+    assert f"{person}: 0 rows removed" in output, output
+    [run] = pipeline.drive(until_runs=1)
+
+    sent = sent_urls(emulator)
+    assert person not in sent and alone not in sent
+    assert len(emulator.admin.submissions()) == 1 and sorted(sent) == sorted(urls[:5] + urls[6:300])
+    [skipped] = job_events(pipeline, FIRST, "job_not_submitted_erased")
+    assert skipped["job_index"] == 1 and skipped["erased_not_submitted"] == 1
+    [submitting] = job_events(pipeline, FIRST, "job_submitting")
+    assert submitting["url_count"] == 299 and submitting["erased_not_submitted"] == 1
+    assert run.success and all(pipeline.check_results(run).values()), run
+    assert {row["profile_url"] for row in pipeline.table(FIRST)} == set(urls) - {person, alone}
+    loaded = pipeline.latest_materialization("enriched_contacts", FIRST).metadata
+    assert loaded["urls_erased_not_delivered"].value == 2
+    assert loaded["missing_records"].value == 0
+    assert holders(pipeline.layout, person) == holders(pipeline.layout, alone) == []
+
+
+def test_a_lost_submit_of_a_job_with_an_erased_person_is_found_by_the_count_sent(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    """GET /batch is searched for a job of the size actually sent (9), not the plan's (10)."""
+    pipeline = Pipeline(tmp_path / "data", emulator.base_url)
+    urls = make_urls("lost-erased", 10)
+    pipeline.write_list(FIRST, urls)
+    pipeline.plan(FIRST)
+    run_forget(pipeline.layout.root, urls[2])
+    emulator.admin.set_faults(delay_next_submits=1, submit_delay_seconds=8.0)  # > 5 s timeout
+    [run] = pipeline.drive(until_runs=1, timeout=120)
+
+    assert job_events(pipeline, FIRST, "job_submission_unconfirmed"), "the answer was not lost"
+    confirmed = [e for e in job_events(pipeline, FIRST, "job_submitted") if e.get("reconciled")]
+    assert len(confirmed) == 1
+    assert len(emulator.admin.submissions()) == 1 and urls[2] not in sent_urls(emulator)
+    assert run.success and len(pipeline.table(FIRST)) == 9
+
+
+def test_a_lender_plan_made_before_a_forget_sends_nobody_erased_and_its_borrower_completes(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    """The borrower borrowed three URLs from the lender's two jobs; two of those people are
+    erased before the lender sends anything: one from the full job, and the only URL of the
+    last job (never sent). Neither day expects their rows, and every check passes."""
+    pipeline = Pipeline(tmp_path / "data", emulator.base_url)
+    lender = make_urls("lender-erased", 301)
+    own = make_urls("borrower-own", 5)
+    pipeline.write_list(FIRST, lender)
+    pipeline.write_list(SECOND, [lender[3], lender[4], lender[300], *own])
+    pipeline.plan(FIRST)
+    planned = pipeline.plan(SECOND).asset_materializations_for_node("contact_enrichment_batch")
+    assert planned[0].metadata["urls_borrowed"].value == 3
+    gone = [lender[4], lender[300]]
+    run_forget(pipeline.layout.root, *gone)
+    runs = pipeline.drive_partitions({FIRST, SECOND})
+
+    assert not set(gone) & set(sent_urls(emulator))
+    assert len(sent_urls(emulator)) == 299 + 5  # the lender's 299, the borrower's own 5
+    for date, run in runs.items():
+        assert run.success and all(pipeline.check_results(run).values()), date
+    assert {r["profile_url"] for r in pipeline.table(SECOND)} == {lender[3], *own}
+    assert len(pipeline.table(FIRST)) == 299
+    assert all(holders(pipeline.layout, person) == [] for person in gone)
 
 
 # ---- the wrong root -----------------------------------------------------------------------------

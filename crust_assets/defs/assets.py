@@ -493,6 +493,7 @@ def enriched_contacts(
             "missing_records": len(loader.missing),
             "missing_borrowed": len(loader.missing_borrowed),
             "rows_dropped_erased": loader.erased_dropped,
+            "urls_erased_not_delivered": loader.erased_not_delivered,
             "duplicate_records_dropped": loader.duplicates,
             "unexpected_records": loader.unexpected,
             "file": dg.MetadataValue.path(layout.url(target)),
@@ -540,6 +541,9 @@ class ContactsLoader:
         erased = erased_urls(layout)
         self.erased = pa.array(sorted(erased), pa.string()) if erased else None
         self.erased_dropped = 0
+        # Planned URLs a job did not deliver because the person was erased (the sensor does
+        # not send them): not missing, and not expected in the file.
+        self.erased_not_delivered = 0
 
     def job_urls(self, index: int) -> pa.ChunkedArray:
         return self.plan_file.read_row_group(index, columns=["profile_url"]).column(0)
@@ -547,13 +551,14 @@ class ContactsLoader:
     def expected_urls(self) -> int:
         """Rows the partition must have: every URL of the plan plus the reused and borrowed
         ones, but the people erased since the plan was made."""
-        erased_not_delivered = len(self.borrowed.missing) - len(self.missing_borrowed)
+        borrowed_erased = len(self.borrowed.missing) - len(self.missing_borrowed)
         return (
             self.plan.url_count
             + self.rows_reused
             + self.plan.borrowed
             - self.erased_dropped
-            - erased_not_delivered
+            - borrowed_erased
+            - self.erased_not_delivered
         )
 
     @property
@@ -598,16 +603,28 @@ class ContactsLoader:
         """A job's rows through the fast ingest path (crust_assets.ingest), with its bookkeeping:
         only the job's URLs, first record kept, duplicates and strangers counted, missing listed.
         """
-        batch_id = str(self.completed[index]["batch_id"])
-        self.batch_ids.append(batch_id)
-        status = client.status(batch_id)
         ledger = JobLedger(self.job_urls(index))
-        for batch in job_batches(client, status, ledger, columns=self.columns, stats=self.parts):
-            self.rows_from_jobs += batch.num_rows
-            yield batch
+        batch_id = self.completed[index].get("batch_id")
+        if batch_id:  # none when every URL was erased before the job was sent
+            self.batch_ids.append(str(batch_id))
+            status = client.status(str(batch_id))
+            parts = job_batches(client, status, ledger, columns=self.columns, stats=self.parts)
+            for batch in parts:
+                self.rows_from_jobs += batch.num_rows
+                yield batch
         self.duplicates += ledger.duplicates
         self.unexpected += ledger.unexpected
-        self.missing.extend(ledger.missing())
+        self._note_missing(ledger.missing())
+
+    def _note_missing(self, urls: list[str]) -> None:
+        """A job's URLs with no record: missing, but the erased ones (not sent, or not kept)."""
+        if self.erased is None or not urls:
+            self.missing.extend(urls)
+            return
+        missing = pa.array(urls, pa.string())
+        erased = pc.is_in(missing, value_set=self.erased)
+        self.erased_not_delivered += pc.sum(erased).as_py() or 0
+        self.missing.extend(missing.filter(pc.invert(erased)).to_pylist())
 
 
 # ---- contact_coverage ---------------------------------------------------------------------------

@@ -185,7 +185,10 @@ class BorrowedRows:
             urls = lent.filter(pc.equal(lent.column("lender_job_index"), index))
             urls = urls.column("profile_url")
             event = delivered.get(index)
-            if event is None:  # given up, or the lender was superseded: never delivered
+            # Given up, the lender was superseded, or (no batch id) every URL of the lender's
+            # job was erased before it was sent: never delivered. The borrower's loader does
+            # not count an erased person as missing.
+            if event is None or not event.get("batch_id"):
                 self.missing.extend(urls.to_pylist())
                 continue
             batch_id = str(event["batch_id"])

@@ -136,7 +136,8 @@ def find_plan(
 class PlanOutcome:
     """What the event log says happened to one plan's jobs."""
 
-    completed: dict[int, dict[str, Any]]  # job index -> its job_completed event
+    # job index -> its job_completed event, or its job_not_submitted_erased one (no batch_id)
+    completed: dict[int, dict[str, Any]]
     abandoned: dict[int, str]  # job index -> why it was given up
     outcome: str | None  # completed | failed | superseded | None (still running)
     failure: str | None
@@ -153,7 +154,7 @@ def plan_outcome(instance: dg.DagsterInstance, plan: PlanState) -> PlanOutcome:
         if event.get("plan_id") != plan.plan_id:
             continue
         name = event.get("event")
-        if name == JobEvent.COMPLETED:
+        if name in (JobEvent.COMPLETED, JobEvent.ERASED):  # ERASED: done, no batch_id
             completed[int(event["job_index"])] = event
         elif name == JobEvent.ABANDONED:
             abandoned[int(event["job_index"])] = str(event.get("message", ""))

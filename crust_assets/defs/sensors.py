@@ -44,6 +44,7 @@ from crust_assets.defs.loads import LoadTracker
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.pools import ensure_planner_pool_limit
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
+from crust_assets.erasure import erased_urls
 from crust_assets.job_queue import JobEvent, JobState, PlanState, QueueState
 from crust_assets.storage import DataLayout
 from crust_assets.webhook import consume_hints
@@ -99,6 +100,7 @@ class SubmitterTick:
         self.state = QueueState.from_cursor(context.cursor)
         self.calls = 0
         self.notes: list[str] = []
+        self.erased: frozenset[str] | None = None  # read at the first submit (`_urls_to_send`)
         # A failed run's text goes into events and the summary: the key and token stay out.
         scrubber = SecretScrubber(settings.webhook_url, *secrets)
         self.loads = LoadTracker(
@@ -320,7 +322,7 @@ class SubmitterTick:
                 max(job.since, job.window_start or 0) + self.client_timeout + CLOCK_SKEW_SECONDS,
                 tz=timezone.utc,
             )
-            size = plan.job_size(job.index)
+            size = plan.sent_size(job)
             matches = [
                 b
                 for b in recent
@@ -399,19 +401,23 @@ class SubmitterTick:
     def _submit_one(self, plan: PlanState, job: JobState | None, index: int) -> bool:
         """Submit one job; False when submitting should stop for this tick."""
         attempt = 1 if job is None else job.attempt + (1 if job.status == "failed" else 0)
-        urls = read_job_urls(
-            self.layout.root / plan.plan_path, index, plan.job_size(index), self.layout
-        )
+        if (sending := self._urls_to_send(plan, index)) is None:
+            return False
+        urls, erased = sending
         placeholder = job or JobState(index=index, state="submitting", attempt=attempt)
         placeholder.attempt = attempt
+        if not urls:
+            return self._all_erased(plan, placeholder, erased)
         label = self._job_label(plan, placeholder)
+        note = f"; {erased} erased since planning, not sent" if erased else ""
         self._emit(
             plan,
             JobEvent.SUBMITTING,
-            f"{label}: submitting {len(urls)} URLs (attempt {attempt})",
+            f"{label}: submitting {len(urls)} URLs (attempt {attempt}){note}",
             placeholder,
             window_start=self.clock(),
             url_count=len(urls),
+            erased_not_submitted=erased,
         )
         job = plan.jobs[str(index)]
         try:
@@ -457,6 +463,43 @@ class SubmitterTick:
             url_count=response.identifier_count,
         )
         return True
+
+    def _all_erased(self, plan: PlanState, job: JobState, erased: int) -> bool:
+        """A job whose every URL was erased is not sent: recorded as done with nothing to
+        deliver, so the plan still completes and its load expects no row for them."""
+        self._emit(
+            plan,
+            JobEvent.ERASED,
+            f"{self._job_label(plan, job)}: not submitted: all {erased} of its URLs were erased "
+            "with `crust-assets forget` since it was planned; nothing to buy or deliver",
+            job,
+            url_count=0,
+            erased_not_submitted=erased,
+        )
+        return True
+
+    def _urls_to_send(self, plan: PlanState, index: int) -> tuple[list[str], int] | None:
+        """Job `index`'s URLs without the people erased since the plan was made (a plan made
+        before a `forget` must not buy them), unless re-enriching erased people is allowed, and
+        how many were left out. The log is read once per tick, at the first submit. None (send
+        nothing this tick) when the log cannot be read: sending a person who asked to be
+        forgotten is worse than waiting.
+        """
+        urls = read_job_urls(
+            self.layout.root / plan.plan_path, index, plan.job_size(index), self.layout
+        )
+        if self.settings.allow_reenrich_erased:
+            return urls, 0
+        if self.erased is None:
+            try:
+                self.erased = frozenset(erased_urls(self.layout))
+            except Exception as error:  # a bucket raises botocore's own errors, not OSError
+                self.notes.append(
+                    f"erasure log unreadable ({type(error).__name__}); not submitting this tick"
+                )
+                return None
+        kept = [url for url in urls if url not in self.erased]
+        return kept, len(urls) - len(kept)
 
     def _defer(self, plan: PlanState, job: JobState, reason: str) -> None:
         self._emit(
