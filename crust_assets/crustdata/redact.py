@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -134,10 +133,6 @@ class SecretScrubber:
             self._pairs.update(url_secrets(value))
         else:
             self._pairs[value] = MASK
-
-    def add_all(self, values: Iterable[str | None]) -> None:
-        for value in values:
-            self.add(value)
 
     def text(self, text: str, limit: int | None = None) -> str:
         """``text`` with every known secret masked, URL queries redacted, cut to ``limit``."""
