@@ -320,9 +320,9 @@ def _print_forget_report(layout: DataLayout, report: ForgetReport) -> None:
         )
         for plan in erasure.unloaded_plans:
             print(
-                f"  warning: {plan} names this person and is not loaded yet; its "
-                "enriched_contacts run would write the row again: run forget after it",
-                file=sys.stderr,
+                f"  note: {plan} names this person and is not loaded yet; its jobs not sent yet "
+                "leave them out (unless CRUST_ALLOW_REENRICH_ERASED=true) and its "
+                "enriched_contacts load drops their row"
             )
     for temp in report.removed_temp_files:
         print(f"removed {temp} (left by a writer that died)")

@@ -17,9 +17,12 @@ them: never the contact values), and readers take the union of all of them plus 
 One file per run means two runs never overwrite each other's record, with or without a lock and
 on any store. It is written *before* the files are rewritten: if the rewrite is interrupted,
 re-planning is already refused and running `forget` again finishes it. `contact_enrichment_batch`
-does not submit an erased URL again unless `CRUST_ALLOW_REENRICH_ERASED=true`. A plan that names
-the person and whose results are not loaded yet is reported (`Erasure.unloaded_plans`; the CLI
-warns and exits 1).
+does not plan an erased URL again, and the submitter leaves it out of a job planned before the
+erasure and not sent yet, unless `CRUST_ALLOW_REENRICH_ERASED=true`. A plan that names the person
+and whose results are not loaded yet is only noted (`Erasure.unloaded_plans`, printed as a note):
+its jobs not sent yet leave the person out, and its load drops their row as it publishes (the
+fence below), so it does not make the erasure incomplete. What cannot be undone is a job sent
+before the erasure: that person was already bought.
 
 Why a race cannot undo an erasure: a writer of contact rows (an `enriched_contacts` load,
 `contacts_latest`, `enriched_list` with its CSV, a plan's reused rows and its URLs to submit or
@@ -68,7 +71,7 @@ Leftovers of writers killed mid-write, which may hold anybody's rows:
   multipart uploads after a day.
 
 Times on an object store are whole seconds (S3 LastModified): a plan written in the same second as
-its partition's load is reported as not loaded yet (a needless warning rather than a missed one).
+its partition's load is reported as not loaded yet (a needless note rather than a missed one).
 
 Not touched, by design: the input lists (the user's own files) and their per-line staging copy
 (`staging/contact_url_list/date=*/lines.parquet`: the user's own cells, read back into
@@ -169,8 +172,8 @@ class Erasure:
     partitions: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     rows_removed: int = 0
-    # Plans naming this URL that enriched_contacts has not loaded yet: their run would write the
-    # person's row again (its results are already bought), so `forget` must be run after it.
+    # Plans naming this URL that enriched_contacts has not loaded yet. Noted only: their jobs
+    # not sent yet leave the person out and their load drops the row (see module doc).
     unloaded_plans: list[str] = field(default_factory=list)
 
 
@@ -188,12 +191,9 @@ class ForgetReport:
 
     @property
     def complete(self) -> bool:
-        """False when something may still write the people back or still holds their data."""
-        return (
-            not self.live_temp_files
-            and not self.unverified
-            and not any(e.unloaded_plans for e in self.erasures)
-        )
+        """False when something may still hold the people's data (an unloaded plan does not:
+        its load drops them as it publishes)."""
+        return not self.live_temp_files and not self.unverified
 
 
 def erasures_path(layout: DataLayout) -> PurePath:
@@ -495,7 +495,7 @@ def _verify(
 def _note_unloaded_plans(
     layout: DataLayout, targets: pa.Array, erasures: dict[str, Erasure]
 ) -> None:
-    """Name, on each erasure, the plans not loaded yet whose run would write the person back."""
+    """Name, on each erasure, the plans not loaded yet that name the person (a note)."""
     for plan in _unloaded_plans(layout):
         planned = layout.read_table(plan, columns=["profile_url"]).column(0)
         for url in set(planned.filter(pc.is_in(planned, value_set=targets)).to_pylist()):
@@ -535,7 +535,7 @@ def _unloaded_plans(layout: DataLayout) -> list[PurePath]:
     """Plan files newer than their partition's enriched_contacts file (or with none yet).
 
     Same-time counts as not loaded: with whole-second store times the order is unknown, and a
-    needless warning is better than a missed one. Local times are in ns, so that never happens.
+    needless note is better than a missed one. Local times are in ns, so that never happens.
     """
     plans = []
     for plan in layout.find(_staging_plans(layout), "date=*/*.parquet"):

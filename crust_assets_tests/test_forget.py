@@ -244,19 +244,21 @@ def test_latest_schema_is_the_assets_schema() -> None:
     assert LATEST_SCHEMA.equals(PARTITIONED_CONTACTS_SCHEMA)
 
 
-def test_forget_warns_about_a_plan_whose_results_are_not_loaded_yet(
+def test_forget_notes_a_plan_whose_results_are_not_loaded_yet_and_is_complete(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Planned (jobs queued or running), not loaded: its run would write the person back.
+    # Planned (jobs queued or running), not loaded: its unsent jobs leave the person out and its
+    # load drops their row, so the erasure is complete; the plan is named as a note.
     pipeline = Pipeline(tmp_path / "data", "http://127.0.0.1:9")  # planning makes no API call
     person = "https://www.linkedin.com/in/in-flight-person"
     pipeline.write_list(FIRST, [person, *make_urls("flight", 3)])
     pipeline.plan(FIRST)
     code = cli.main(["forget", person, "--data-dir", str(pipeline.layout.root)])
-    assert code == 1
-    err = capsys.readouterr().err
-    assert f"date={FIRST}" in err and "run forget after it" in err
-    assert erasure_log(pipeline.layout).num_rows == 1  # recorded all the same
+    assert code == 0
+    out, err = capsys.readouterr()
+    assert f"date={FIRST}" in out and "note:" in out and "drops their row" in out
+    assert "warning" not in err and "would write" not in out + err
+    assert erasure_log(pipeline.layout).num_rows == 1
 
 
 def test_forget_deletes_temp_files_left_by_dead_writers_and_reports_live_ones(
