@@ -20,6 +20,7 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pytest
 
@@ -32,9 +33,10 @@ from crust_assets.crustdata import (
     ResultRecord,
 )
 from crust_assets.crustdata.download import part_retry_delay, verify_part
-from crust_assets.crustdata.limits import host_patterns
+from crust_assets.crustdata.limits import LIMIT_SETTINGS, host_patterns
 from crust_assets.crustdata.retry import RetryPolicy
 from crust_assets.crustdata.urlcheck import UrlGuard, address_refusal, host_allowed
+from crust_assets.defs.resources import CrustdataResource, build_resources
 from crust_assets.emulator import EmulatorProcess
 from crust_assets.ingest import ResultFileError, ingest_files
 from crust_assets_tests.hostile_store import (
@@ -498,6 +500,27 @@ def test_a_bad_limit_in_the_environment_fails_only_the_command_that_reads_it(
     forget = _crust_assets(["forget", "https://www.linkedin.com/in/x", "--data-dir", data], bad)
     assert forget.returncode == 2 and "CRUST_ERASURE_VERIFY_ROUNDS" in forget.stderr
     assert "Traceback" not in webhook.stderr + forget.stderr
+
+
+def test_each_limits_env_var_reaches_the_clients_of_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    wanted = {name: 7 + i for i, name in enumerate(LIMIT_SETTINGS)}
+    for name, value in wanted.items():
+        monkeypatch.setenv(LIMIT_SETTINGS[name][0], str(value))
+    monkeypatch.setenv("CRUST_DOWNLOAD_HOSTS", "*.Store.example")
+    seen: list[DownloadLimits] = []
+
+    @dg.asset
+    def probe(crustdata: CrustdataResource) -> None:
+        with crustdata.client() as client:
+            seen.append(client.download_limits)
+
+    resource = build_resources()["crustdata"]
+    assert dg.materialize([probe], resources={"crustdata": resource}).success
+    assert {name: getattr(seen[0], name) for name in wanted} == wanted
+    assert seen[0].allowed_hosts == ("*.store.example",)
+    described = {f.description or "" for f in CrustdataResource.model_fields.values()}
+    for env, _ in LIMIT_SETTINGS.values():  # the UI's resource page names each variable
+        assert any(d.startswith(f"env {env}: ") for d in described), env
 
 
 # ---- pure decisions ---------------------------------------------------------------------------

@@ -6,12 +6,13 @@ its value: the API key must not be displayed anywhere.
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from crust_assets.crustdata import FIELDS, CrustdataClient, DownloadLimits
-from crust_assets.crustdata.limits import host_patterns
+from crust_assets.crustdata.limits import LIMIT_SETTINGS, host_patterns
 from crust_assets.load_retry import (
     DEFAULT_LOAD_RETRY_MAX_SECONDS,
     DEFAULT_LOAD_RETRY_SECONDS,
@@ -39,24 +40,32 @@ def env_int_or(name: str, default: int) -> object:
 
 
 _LIMITS = DownloadLimits()
+#: `CrustdataResource` field -> `DownloadLimits` field; the env var of each is in LIMIT_SETTINGS.
+_LIMIT_FIELDS = {
+    "download_max_bytes": "max_bytes",
+    "download_max_decompressed_bytes": "max_decompressed_bytes",
+    "result_max_line_bytes": "max_line_bytes",
+    "result_max_lines": "max_lines",
+    "download_deadline_seconds": "deadline_seconds",
+    "download_part_attempts": "part_attempts",
+    "download_max_redirects": "max_redirects",
+}
+
+
+def _limit_field(limit: str, what: str) -> Any:
+    """A download limit of `CrustdataResource`: the client's default, its env var named."""
+    env = LIMIT_SETTINGS[limit][0]
+    return Field(default=int(getattr(_LIMITS, limit)), description=f"env {env}: {what}")
 
 
 def download_settings() -> dict[str, object]:
     """The download limits of `CrustdataResource`, each from its env var when that is set."""
-    return {
-        "download_max_bytes": env_int_or("CRUST_DOWNLOAD_MAX_BYTES", _LIMITS.max_bytes),
-        "download_max_decompressed_bytes": env_int_or(
-            "CRUST_DOWNLOAD_MAX_DECOMPRESSED_BYTES", _LIMITS.max_decompressed_bytes
-        ),
-        "result_max_line_bytes": env_int_or("CRUST_RESULT_MAX_LINE_BYTES", _LIMITS.max_line_bytes),
-        "result_max_lines": env_int_or("CRUST_RESULT_MAX_LINES", _LIMITS.max_lines),
-        "download_deadline_seconds": env_int_or(
-            "CRUST_DOWNLOAD_DEADLINE_SECONDS", int(_LIMITS.deadline_seconds)
-        ),
-        "download_part_attempts": env_int_or("CRUST_DOWNLOAD_PART_ATTEMPTS", _LIMITS.part_attempts),
-        "download_max_redirects": env_int_or("CRUST_DOWNLOAD_MAX_REDIRECTS", _LIMITS.max_redirects),
-        "download_hosts": env_or("CRUST_DOWNLOAD_HOSTS", None),
+    settings = {
+        name: env_int_or(LIMIT_SETTINGS[limit][0], int(getattr(_LIMITS, limit)))
+        for name, limit in _LIMIT_FIELDS.items()
     }
+    settings["download_hosts"] = env_or("CRUST_DOWNLOAD_HOSTS", None)
+    return settings
 
 
 def env_flag(name: str) -> bool:
@@ -80,34 +89,21 @@ class CrustdataResource(dg.ConfigurableResource):
     )
     max_retry_seconds: float = Field(default=15.0, description="Retry budget per call, in seconds.")
 
-    download_max_bytes: int = Field(
-        default=_LIMITS.max_bytes,
-        description="env CRUST_DOWNLOAD_MAX_BYTES: bytes read of one result part (compressed)",
+    download_max_bytes: int = _limit_field(
+        "max_bytes", "bytes read of one result part (compressed)"
     )
-    download_max_decompressed_bytes: int = Field(
-        default=_LIMITS.max_decompressed_bytes,
-        description="env CRUST_DOWNLOAD_MAX_DECOMPRESSED_BYTES: bytes of one part once unzipped",
+    download_max_decompressed_bytes: int = _limit_field(
+        "max_decompressed_bytes", "bytes of one part once unzipped"
     )
-    result_max_line_bytes: int = Field(
-        default=_LIMITS.max_line_bytes,
-        description="env CRUST_RESULT_MAX_LINE_BYTES: longest line of a result part",
+    result_max_line_bytes: int = _limit_field("max_line_bytes", "longest line of a result part")
+    result_max_lines: int = _limit_field("max_lines", "lines (blank ones too) of one result part")
+    download_deadline_seconds: int = _limit_field(
+        "deadline_seconds", "time for one part, retries included"
     )
-    result_max_lines: int = Field(
-        default=_LIMITS.max_lines,
-        description="env CRUST_RESULT_MAX_LINES: lines (blank ones too) of one result part",
+    download_part_attempts: int = _limit_field(
+        "part_attempts", "downloads of a part that arrives broken"
     )
-    download_deadline_seconds: int = Field(
-        default=int(_LIMITS.deadline_seconds),
-        description="env CRUST_DOWNLOAD_DEADLINE_SECONDS: time for one part, retries included",
-    )
-    download_part_attempts: int = Field(
-        default=_LIMITS.part_attempts,
-        description="env CRUST_DOWNLOAD_PART_ATTEMPTS: downloads of a part that arrives broken",
-    )
-    download_max_redirects: int = Field(
-        default=_LIMITS.max_redirects,
-        description="env CRUST_DOWNLOAD_MAX_REDIRECTS: redirect hops of one download",
-    )
+    download_max_redirects: int = _limit_field("max_redirects", "redirect hops of one download")
     download_hosts: str | None = Field(
         default=None,
         description="env CRUST_DOWNLOAD_HOSTS: comma-separated hosts (or *.suffix) downloads "
@@ -122,16 +118,11 @@ class CrustdataResource(dg.ConfigurableResource):
     )
 
     def download_limits(self) -> DownloadLimits:
-        return DownloadLimits(
-            max_bytes=self.download_max_bytes,
-            max_decompressed_bytes=self.download_max_decompressed_bytes,
-            max_line_bytes=self.result_max_line_bytes,
-            max_lines=self.result_max_lines,
-            deadline_seconds=float(self.download_deadline_seconds),
-            part_attempts=self.download_part_attempts,
-            max_redirects=self.download_max_redirects,
-            allowed_hosts=host_patterns(self.download_hosts),
-        )
+        values: dict[str, Any] = {
+            limit: getattr(self, name) for name, limit in _LIMIT_FIELDS.items()
+        }
+        values["deadline_seconds"] = float(values["deadline_seconds"])
+        return DownloadLimits(**values, allowed_hosts=host_patterns(self.download_hosts))
 
     def resolved_base_url(self) -> str:
         if self.base_url:
