@@ -445,13 +445,17 @@ def _read_whole(layout: DataLayout, path: PurePath, schema: pa.Schema | None) ->
 
 
 def _count(layout: DataLayout, rewrites: list[_Rewrite], erasures: dict[str, Erasure]) -> None:
+    """Add what `rewrites` remove to each erasure. A file already counted for a person (a verify
+    pass found them put back in it) adds no rows: each row is counted once, not once a round."""
     for rewrite in rewrites:
         relative = [str(rewrite.path.relative_to(layout.root))]
         if rewrite.csv is not None:
             relative.append(str(rewrite.csv.relative_to(layout.root)))
+        counted = {url for url in rewrite.found if relative[0] in erasures[url].files}
         for url in rewrite.found:
             erasure = erasures[url]
-            erasure.rows_removed += 1
+            if url not in counted:
+                erasure.rows_removed += 1
             erasure.files.extend(r for r in relative if r not in erasure.files)
             if rewrite.date is not None and rewrite.date not in erasure.partitions:
                 erasure.partitions.append(rewrite.date)

@@ -506,8 +506,31 @@ def test_forget_reports_a_file_it_cannot_clean_instead_of_success(
     hooks.append(hook)
     report = forget(layout, [person], settings=ErasureSettings(verify_rounds=3))
     assert not report.complete and report.verify_passes == 3 and len(put_back) == 3
-    assert report.erasures[0].rows_removed == 3  # the first rewrite and two more rounds
+    assert report.erasures[0].rows_removed == 1  # one row, put back and removed again twice
+    assert report.erasures[0].files == [f"warehouse/enriched_contacts/date={FIRST}/data.parquet"]
     assert report.unverified == {f"warehouse/enriched_contacts/date={FIRST}/data.parquet": [person]}
+
+
+def test_forget_counts_a_row_found_in_a_new_file_by_a_verify_pass_once(
+    tmp_path: Path, hooks: list
+) -> None:
+    """A verify pass that finds the person in a file not seen before counts that row too."""
+    layout = DataLayout(tmp_path / "data")
+    person = "https://www.linkedin.com/in/late-copy"
+    write_partitions(layout, [FIRST], [person, *make_urls("late-copy-crowd", 5)])
+    written: list[int] = []
+
+    def hook(name: str, at: str) -> None:
+        if name == erasure.FORGET and at == "verifying" and not written:
+            write_partitions(layout, [SECOND], [person, *make_urls("late-copy-other", 3)])
+            written.append(1)
+
+    hooks.append(hook)
+    report = forget(layout, [person], settings=ErasureSettings(verify_rounds=3))
+    assert report.complete and report.verify_passes == 2
+    [erased] = report.erasures
+    assert erased.rows_removed == 2 and erased.partitions == [FIRST, SECOND]
+    assert holders(layout, person) == []
 
 
 # ---- on an object store (moto over HTTP): no lock, the log as one object per run -----------------
