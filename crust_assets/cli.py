@@ -229,7 +229,8 @@ def _add_forget(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         " files atomically, record the erasure in <data>/erasures/runs/ (no contact values),"
         " then re-read every file to verify it. contact_enrichment_batch then skips erased URLs"
         " unless CRUST_ALLOW_REENRICH_ERASED=true. Exit 0: done and verified; 1: done, but"
-        " something may still hold or write back the person (printed); 2: refused, nothing done.",
+        " something may still hold or write back the person (printed); 2: refused, or writers held"
+        " the fence past --lock-timeout: nothing done, nothing recorded.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("profile_urls", nargs="+", metavar="PROFILE_URL", help="people to erase")
@@ -279,6 +280,7 @@ def _run_forget(args: argparse.Namespace) -> int:
 
     from crust_assets.erasure import (
         ErasureInputError,
+        ErasureNotStarted,
         ErasureRefused,
         ErasureSettings,
         forget,
@@ -301,11 +303,15 @@ def _run_forget(args: argparse.Namespace) -> int:
         return 2
     try:
         report = forget(layout, args.profile_urls, settings=settings, new_root=args.new_root)
-    except (ErasureInputError, ErasureRefused) as exc:
-        print(f"crust-assets forget: {exc}", file=sys.stderr)
+    except (ErasureInputError, ErasureRefused, ErasureNotStarted) as exc:
+        print(f"crust-assets forget: {exc}", file=sys.stderr)  # nothing erased or recorded
         return 2
-    except LockTimeout as exc:  # writers kept the fence: the erasure is not (fully) done
-        print(f"crust-assets forget: {exc}; run forget again", file=sys.stderr)
+    except LockTimeout as exc:  # recorded and rewritten, but a verify pass could not enter
+        print(
+            f"crust-assets forget: {exc}; the erasure is recorded but not verified: run forget "
+            "again",
+            file=sys.stderr,
+        )
         return 1
     _print_forget_report(layout, report)
     return 0 if report.complete else 1

@@ -33,7 +33,8 @@ drops the people it names from what it is about to publish, and publishes.
 - Local root: the fence is an exclusive `flock` on `<data>/erasures/lock`, held by each writer
   for its filter-and-rename only (the slow work happens before), and by `forget` for its record
   and rewrite. A writer is therefore wholly before a `forget` (whose rewrite then sees and cleans
-  its file) or wholly after it (and reads the record). `forget` runs are serialised too.
+  its file) or wholly after it (and reads the record). `forget` runs are serialised too. A
+  `forget` that cannot enter within the lock timeout has done nothing (`ErasureNotStarted`).
 - Object store (no lock exists): the fence is time-based. A writer re-reads the log right before
   its upload; `publish_contacts` (the large files) reads it again right after, and if someone was
   erased in between it scrubs and uploads again (a plan's small files are left to `forget`'s
@@ -96,7 +97,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from crust_assets.profile_urls import normalize_profile_url
-from crust_assets.storage import DataLayout, ensure_dir, file_lock, write_parquet_atomic
+from crust_assets.storage import (
+    DataLayout,
+    LockTimeout,
+    ensure_dir,
+    file_lock,
+    write_parquet_atomic,
+)
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 
 # A hidden temp file this old belongs to a writer that died (killed mid-write): it may hold
@@ -135,6 +142,11 @@ class ErasureInputError(ValueError):
 
 class ErasureRefused(ValueError):
     """The data root is not one to erase in (no warehouse/, a symlinked file): nothing done."""
+
+
+class ErasureNotStarted(LockTimeout):
+    """Writers held the fence past the lock timeout before `forget` entered it: nothing was
+    erased or recorded (a timeout later, in a verify pass, is a plain LockTimeout)."""
 
 
 @dataclass(frozen=True)
@@ -342,7 +354,14 @@ def forget(
     targets = pa.array(urls, pa.string())
     erasures = {url: Erasure(url) for url in urls}
     report = ForgetReport(list(erasures.values()))
-    with erasure_fence(layout, FORGET, settings):
+    with contextlib.ExitStack() as fence:
+        try:
+            fence.enter_context(erasure_fence(layout, FORGET, settings))
+        except LockTimeout as error:
+            raise ErasureNotStarted(
+                f"{error}. Nothing was erased or recorded; run forget again when that writer is "
+                "done (or with a longer --lock-timeout)"
+            ) from None
         rewrites = _scan(layout, targets)
         _count(layout, rewrites, erasures)
         report.record = _record(layout, report.erasures, now)  # first: a rewrite is resumable

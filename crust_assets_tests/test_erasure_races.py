@@ -148,7 +148,10 @@ def test_a_forget_waits_for_a_writer_in_the_fence_and_says_who_holds_it(tmp_path
         held = pytest.raises(LockTimeout, match=r"enriched_contacts\[2026-11-21\], pid")
         with held, file_lock(lock, timeout=0.1, holder="test"):
             pass
-    assert code == 1 and "still held after 0.5 s (by enriched_contacts[2026-11-21]" in output
+    assert code == 2 and "still held after 0.5 s (by enriched_contacts[2026-11-21]" in output
+    assert "Nothing was erased or recorded; run forget again" in output
+    assert erasure_log(layout).num_rows == 0
+    assert holders(layout, "https://www.linkedin.com/in/waiting-00003") != []
     code, output = run_forget(layout.root, "linkedin.com/in/waiting-00003")
     assert code == 0, output
 
