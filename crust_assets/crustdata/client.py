@@ -122,6 +122,23 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
+def _download_client(
+    timeouts: httpx.Timeout, limits: httpx.Limits, user_agent: str
+) -> httpx.Client:
+    """The HTTP client of result downloads, apart from the API's.
+
+    Pre-signed URLs carry their own credential: no auth, no API headers. Redirects are followed
+    by download.py, which checks every hop (urlcheck.UrlGuard); only gzip may be asked for,
+    since httpx decodes other encodings without a bound on the output.
+    """
+    return httpx.Client(
+        timeout=timeouts,
+        limits=limits,
+        headers={"user-agent": user_agent, "accept-encoding": "gzip"},
+        follow_redirects=False,
+    )
+
+
 class CrustdataClient:
     """Client for ``/batch/person/contact/enrich``, ``/batch/{id}``, ``/batch`` and result files.
 
@@ -187,15 +204,7 @@ class CrustdataClient:
             auth=_BearerAuth(self._api_key) if self._api_key is not None else None,
             follow_redirects=False,
         )
-        # Pre-signed URLs carry their own credential: no auth, no API headers. Redirects are
-        # followed by download.py, which checks every hop (urlcheck.UrlGuard); only gzip may
-        # be asked for, since httpx decodes other encodings without a bound on the output.
-        self._download_http = httpx.Client(
-            timeout=timeouts,
-            limits=limits,
-            headers={"user-agent": user_agent, "accept-encoding": "gzip"},
-            follow_redirects=False,
-        )
+        self._download_http = _download_client(timeouts, limits, user_agent)
 
     # ------------------------------------------------------------------ basics
 
