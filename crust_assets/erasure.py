@@ -15,10 +15,13 @@ The erasure log. Each `forget` run writes one new, immutable file
 them: never the contact values), and readers take the union of all of them plus the single
 `<data>/erasures/erasures.parquet` that older versions appended to (still read, never written).
 One file per run means two runs never overwrite each other's record, with or without a lock and
-on any store. It is written *before* the files are rewritten: if the rewrite is interrupted,
-re-planning is already refused and running `forget` again finishes it. `contact_enrichment_batch`
-does not plan an erased URL again, and the submitter leaves it out of a job planned before the
-erasure and not sent yet, unless `CRUST_ALLOW_REENRICH_ERASED=true`. A plan that names the person
+on any store. Older pipelines read only the single file, so the pipeline must be upgraded before
+(or with) the CLI that runs `forget` (README, "Personal data"); the old file is not appended to,
+since only a local root has a lock to make that safe. It is written *before* the files are
+rewritten: if the rewrite is interrupted, re-planning is already refused and running `forget`
+again finishes it. `contact_enrichment_batch` does not plan an erased URL again, and the submitter
+leaves it out of a job planned before the erasure and not sent yet, unless
+`CRUST_ALLOW_REENRICH_ERASED=true`. A plan that names the person
 and whose results are not loaded yet is only noted (`Erasure.unloaded_plans`, printed as a note):
 its jobs not sent yet leave the person out, and its load drops their row as it publishes (the
 fence below), so it does not make the erasure incomplete. What cannot be undone is a job sent
