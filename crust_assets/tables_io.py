@@ -64,6 +64,20 @@ def record_input_metadata(context: dg.InputContext, metadata: dict[str, Any], te
     )
 
 
+def downstream_is_partitioned(context: dg.InputContext) -> bool:
+    """Does the run materialise partitions (one, or a range in a single backfill run)?
+
+    If not, the downstream asset is unpartitioned and Dagster maps it to every partition of the
+    table, of which only those with files are read.
+    """
+    if context.has_partition_key:
+        return True
+    try:
+        return bool(context.step_context.has_partition_key_range)
+    except dg.DagsterInvariantViolationError:  # a context built without a step
+        return False
+
+
 class ContactTablesIOManager(dg.ConfigurableIOManager):
     """Loads the warehouse tables (enriched_contacts, enriched_list, contact_coverage,
     contacts_latest) from the data root into the annotated frame type; stores nothing."""
@@ -123,7 +137,7 @@ class ContactTablesIOManager(dg.ConfigurableIOManager):
         if not context.has_asset_partitions and layout.is_file(single_file(layout, table.name)):
             return None
         existing = existing_partitions(layout, table.name)
-        if context.has_asset_partitions and context.has_partition_key:
+        if context.has_asset_partitions and downstream_is_partitioned(context):
             # A partitioned downstream: exactly the mapped partitions, every one of them present.
             mapped = list(context.asset_partition_keys)
             have = set(existing)

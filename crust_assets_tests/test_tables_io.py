@@ -174,6 +174,27 @@ def test_unpartitioned_downstream_gets_every_partition(root: DataLayout, kind: s
     assert metadata["dagster/row_count"] == 3 * len(DAYS)
 
 
+def test_a_backfill_run_over_a_range_gets_exactly_that_range(root: DataLayout) -> None:
+    """One run for several days (a ranged backfill): the mapped days, not every day."""
+    got: dict[str, Any] = {}
+
+    @dg.asset(partitions_def=daily_partitions)
+    def per_day(enriched_contacts: pa.Table) -> None:
+        got["frame"] = enriched_contacts
+
+    result = dg.materialize(
+        [enriched_contacts, per_day],
+        selection=[per_day],
+        tags={
+            "dagster/asset_partition_range_start": DAYS[2],
+            "dagster/asset_partition_range_end": DAYS[4],
+        },
+        resources=resources(root.root),
+    )
+    assert result.success
+    assert urls_by_day(got["frame"]) == expected(DAYS[2:5])
+
+
 def test_no_annotation_gives_pandas(root: DataLayout) -> None:
     frame, result = run(root.root, None, partition=LAST_DAY)
     assert result.success
