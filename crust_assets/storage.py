@@ -272,18 +272,15 @@ class DataLayout:
         `write` gets a path in a private local spool directory, outside the data root, and the
         finished file is uploaded; on an error nothing is uploaded.
         """
-        if self.is_local:
-            with atomic_path(Path(target)) as temp:
-                return write(temp)
-        with tempfile.TemporaryDirectory(prefix="crust-spool-") as spool:
-            local = Path(spool) / PurePosixPath(target).name
-            result = write(local)
-            upload_atomic(self.fs, local, str(target))
+        with self.staged(target) as staged:
+            result = write(staged.path)
+            staged.commit()
         return result
 
     @contextlib.contextmanager
     def staged(self, target: PurePath) -> Iterator[StagedFile]:
-        """`publish` in two steps: fill `path`, look at it (or rewrite it), then `commit()`.
+        """`publish` in two steps (`publish` is this with nothing between them): fill `path`,
+        look at it (or rewrite it), then `commit()`.
 
         For writers that must decide at the last moment what goes out (the erasure fence in
         erasure.py): the slow write happens first, and only the check and the rename (or the
