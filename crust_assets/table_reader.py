@@ -218,6 +218,10 @@ def scan_partitions_polars(
         schema=contract,
         hive_partitioning=True,
         hive_schema={"date": polars.Date},
+        # As the Arrow path: a file written before a column existed reads it as null, and a
+        # column the contract does not have is left out.
+        missing_columns="insert",
+        extra_columns="ignore",
     )
     days = [dt.date.fromisoformat(d) for d in dates]
     return scan.filter(polars.col("date").is_in(days)).select(wanted)

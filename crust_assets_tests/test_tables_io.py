@@ -195,6 +195,23 @@ def test_a_backfill_run_over_a_range_gets_exactly_that_range(root: DataLayout) -
     assert urls_by_day(got["frame"]) == expected(DAYS[2:5])
 
 
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_day_written_with_an_older_schema_still_loads(root: DataLayout, kind: str) -> None:
+    """A file without a column the contract has now (and with one it no longer has) loads with
+    the contract's columns: the missing one is null for that day."""
+    path = root.warehouse_partition("enriched_contacts", DAYS[-2])
+    old = root.read_table(path).drop_columns(["primary_business_email"])
+    root.write_table(path, old.append_column("legacy", pa.array(["x"] * old.num_rows)))
+    frame, result = run(root.root, KINDS[kind], partition=LAST_DAY, partition_mapping=SEVEN_DAYS)
+    assert result.success
+    table = as_arrow(frame)
+    assert "legacy" not in table.column_names
+    rows = table.select(["date", "primary_business_email"]).to_pylist()
+    old_day = [r for r in rows if r["date"].isoformat() == DAYS[-2]]
+    assert old_day and all(r["primary_business_email"] is None for r in old_day)
+    assert any(r["primary_business_email"] for r in rows if r["date"].isoformat() == LAST_DAY)
+
+
 def test_no_annotation_gives_pandas(root: DataLayout) -> None:
     frame, result = run(root.root, None, partition=LAST_DAY)
     assert result.success
