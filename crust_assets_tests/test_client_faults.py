@@ -14,17 +14,28 @@ from crust_assets.crustdata import (
     AmbiguousSubmissionError,
     CrustdataClient,
     RateLimitedError,
-    ReconciliationError,
     ServerError,
     TooManyActiveJobsError,
     TransportError,
-    find_submitted_batch,
+    find_lost_submit,
 )
+from crust_assets.crustdata.lost_submit import LostSubmitLookup
 from crust_assets.emulator import EmulatorProcess, free_port
 
 
 def profile_urls(n: int, prefix: str = "client-faults") -> list[str]:
     return [f"https://www.linkedin.com/in/{prefix}-{i}" for i in range(n)]
+
+
+def look_up(client: CrustdataClient, error: AmbiguousSubmissionError) -> LostSubmitLookup:
+    """The lost submit looked for in the emulator's GET /batch, with 2 s of clock skew."""
+    return find_lost_submit(
+        client.list_batches(),
+        sent_from=error.window_start,
+        sent_until=error.window_end,
+        identifier_count=error.identifier_count,
+        skew_seconds=2.0,
+    )
 
 
 def make_client(emulator: EmulatorProcess, **kw: object) -> CrustdataClient:
@@ -146,9 +157,9 @@ def test_lost_submit_answer_is_ambiguous_and_reconciles_to_the_created_job(
         created = submissions[-1]
         assert created["urls"] == urls
 
-        found = client.reconcile_submission(err)
+        found = look_up(client, err).match
         assert found is not None and found.batch_id == created["batch_id"] != earlier
-        assert find_submitted_batch(client, err) == found
+        assert look_up(client, err).candidates == (found,)
 
 
 def test_reconcile_finds_nothing_or_refuses_to_guess(emulator: EmulatorProcess) -> None:
@@ -167,10 +178,11 @@ def test_reconcile_finds_nothing_or_refuses_to_guess(emulator: EmulatorProcess) 
                 fields=("business_email",),
             )
 
-        assert client.reconcile_submission(lost(7)) is None  # no job of that size
-        with pytest.raises(ReconciliationError) as info:
-            client.reconcile_submission(lost(2))  # two jobs of that size in the window
-        assert set(info.value.candidates) == {a, b}
+        nothing = look_up(client, lost(7))  # no job of that size
+        assert nothing.match is None and not nothing.ambiguous and nothing.candidates == ()
+        twins = look_up(client, lost(2))  # two jobs of that size in the window
+        assert twins.ambiguous and twins.match is None
+        assert {job.batch_id for job in twins.candidates} == {a, b}
 
 
 def test_connect_errors_on_submit_are_retried_until_the_server_is_up(

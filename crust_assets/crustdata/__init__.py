@@ -10,7 +10,6 @@ from .client import (
     DEFAULT_BASE_URL,
     MAX_URLS_PER_JOB,
     CrustdataClient,
-    find_submitted_batch,
 )
 from .errors import (
     AmbiguousSubmissionError,
@@ -22,13 +21,13 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
-    ReconciliationError,
     ResultParseError,
     ServerError,
     TooManyActiveJobsError,
     TransportError,
 )
 from .limits import DownloadLimits
+from .lost_submit import LostSubmitLookup, find_lost_submit
 from .models import (
     BATCH_ID_PATTERN,
     FIELD_CREDITS,
@@ -61,10 +60,10 @@ __all__ = [
     "Email",
     "InsufficientCreditsError",
     "InvalidRequestError",
+    "LostSubmitLookup",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitedError",
-    "ReconciliationError",
     "ResultParseError",
     "ResultRecord",
     "SecretScrubber",
@@ -72,7 +71,7 @@ __all__ = [
     "SubmitResponse",
     "TooManyActiveJobsError",
     "TransportError",
-    "find_submitted_batch",
+    "find_lost_submit",
     "install_log_redaction",
     "is_batch_id",
     "leaf_fields",

@@ -12,8 +12,8 @@ What it guarantees, and why:
   ``max_attempts`` and ``max_retry_seconds``. 400/401/402/403/404 and the
   five-active-jobs 429 are never retried. A submit whose request may have
   reached the server is never retried either (it would create and bill a second
-  job): it raises :class:`AmbiguousSubmissionError` for the caller to reconcile
-  with :meth:`CrustdataClient.reconcile_submission`.
+  job): it raises :class:`AmbiguousSubmissionError` for the caller to look up in
+  :meth:`CrustdataClient.list_batches` with :func:`~.lost_submit.find_lost_submit`.
 * **No secret in any text.** The key lives in a ``SecretStr`` and is only put on
   the wire by an ``httpx.Auth`` hook; ``repr``, exception messages and logs never
   see it. Pre-signed URLs are redacted wherever we format them, and a log filter
@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from types import TracebackType
 from typing import IO, Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -50,13 +50,12 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitedError,
-    ReconciliationError,
     ServerError,
     TooManyActiveJobsError,
     TransportError,
 )
 from .limits import DownloadLimits
-from .models import FIELDS, BatchStatus, ResultRecord, SubmitResponse, is_batch_id
+from .models import FIELDS, MAX_URLS_PER_JOB, BatchStatus, ResultRecord, SubmitResponse, is_batch_id
 from .records import normalise_result_line, parse_result_line
 from .redact import SecretScrubber, install_log_redaction, redact_url
 from .retry import RetryPolicy, parse_retry_after
@@ -67,14 +66,12 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_URLS_PER_JOB",
     "CrustdataClient",
-    "find_submitted_batch",
 ]
 
 logger = logging.getLogger(__name__)
 
 API_VERSION = "2025-11-01"
 DEFAULT_BASE_URL = "https://api.crustdata.com"
-MAX_URLS_PER_JOB = 300
 MAX_PAGE_SIZE = 100
 SUBMIT_PATH = "/batch/person/contact/enrich"
 
@@ -116,10 +113,6 @@ class _BearerAuth(httpx.Auth):
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
 def _download_client(
@@ -455,48 +448,6 @@ class CrustdataClient:
                         line, batch_id=batch_id, part=name, line_number=line_number
                     )
 
-    # ------------------------------------------------------------ reconciliation
-
-    def reconcile_submission(
-        self,
-        error: AmbiguousSubmissionError,
-        *,
-        slack_seconds: float = 2.0,
-        max_jobs: int = 1000,
-    ) -> BatchStatus | None:
-        """Find the job an ambiguous submit may have created.
-
-        Looks through :meth:`list_batches` (most recent first) for jobs whose
-        ``created_at`` lies in ``[window_start - slack, window_end + slack]`` and
-        whose ``identifier_count`` equals the submit's. ``slack_seconds`` covers
-        clock skew and a server that stamps whole seconds. Returns the single
-        match, None if there is none (it is then safe to submit again), and raises
-        :class:`ReconciliationError` if several jobs match. Call it after the
-        server had a moment to finish the request (a few seconds).
-        """
-        low = _as_utc(error.window_start) - timedelta(seconds=slack_seconds)
-        high = _as_utc(error.window_end) + timedelta(seconds=slack_seconds)
-        # Most recent first: once jobs are clearly older than the window, stop paging.
-        stop_below = low - timedelta(seconds=60)
-        matches: list[BatchStatus] = []
-        for job in self.list_batches(limit=max_jobs):
-            if job.created_at is None:
-                continue
-            created = _as_utc(job.created_at)
-            if created < stop_below:
-                break
-            if low <= created <= high and job.identifier_count == error.identifier_count:
-                matches.append(job)
-        if len(matches) > 1:
-            ids = [m.batch_id for m in matches]
-            raise ReconciliationError(
-                f"{len(matches)} jobs with {error.identifier_count} identifiers were created "
-                f"between {low.isoformat()} and {high.isoformat()}: {', '.join(ids)}; "
-                "cannot tell which one the lost submit created",
-                candidates=ids,
-            )
-        return matches[0] if matches else None
-
     # ---------------------------------------------------------------- plumbing
 
     def _get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
@@ -661,13 +612,6 @@ class CrustdataClient:
         """Server-supplied text, safe to show: no key or webhook token (even if echoed), no URL
         queries, at most ``_ERROR_MESSAGE_LIMIT`` characters."""
         return self._scrubber.text(text, limit=_ERROR_MESSAGE_LIMIT)
-
-
-def find_submitted_batch(
-    client: CrustdataClient, error: AmbiguousSubmissionError, *, slack_seconds: float = 2.0
-) -> BatchStatus | None:
-    """Function form of :meth:`CrustdataClient.reconcile_submission`."""
-    return client.reconcile_submission(error, slack_seconds=slack_seconds)
 
 
 def _parse_error_body(response: httpx.Response) -> tuple[str | None, str | None, dict[str, Any]]:

@@ -23,7 +23,6 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitedError",
-    "ReconciliationError",
     "ResultParseError",
     "ServerError",
     "TooManyActiveJobsError",
@@ -124,10 +123,9 @@ class AmbiguousSubmissionError(CrustdataError):
     """A submit was sent but its answer never arrived: the job may or may not exist.
 
     Retrying blindly could create (and bill) the job twice, so the client does not.
-    Reconcile instead: ``CrustdataClient.reconcile_submission(err)`` (or
-    :func:`~crust_assets.crustdata.client.find_submitted_batch`) looks for a job
-    created between ``window_start`` (just before the request was sent) and
-    ``window_end`` (when the client gave up) with the same ``identifier_count``.
+    Look it up instead: :func:`~crust_assets.crustdata.lost_submit.find_lost_submit` finds,
+    among the listed jobs, one created between ``window_start`` (just before the request
+    was sent) and ``window_end`` (when the client gave up) with the same ``identifier_count``.
     """
 
     def __init__(
@@ -145,17 +143,6 @@ class AmbiguousSubmissionError(CrustdataError):
         self.window_end = window_end
         self.identifier_count = identifier_count
         self.fields: tuple[str, ...] = tuple(fields)
-
-
-class ReconciliationError(CrustdataError):
-    """Reconciling an ambiguous submit found several candidate jobs.
-
-    ``candidates`` holds their batch ids; a human (or a stricter rule) must pick.
-    """
-
-    def __init__(self, message: str, *, candidates: Sequence[str]) -> None:
-        super().__init__(message)
-        self.candidates: tuple[str, ...] = tuple(candidates)
 
 
 class DownloadError(CrustdataError):

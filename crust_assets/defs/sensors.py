@@ -27,6 +27,7 @@ from crust_assets.crustdata import (
     PermissionDeniedError,
     TooManyActiveJobsError,
 )
+from crust_assets.crustdata.lost_submit import find_lost_submit
 from crust_assets.crustdata.redact import SecretScrubber
 from crust_assets.defs.job_events import (
     iter_job_events,
@@ -315,47 +316,46 @@ class SubmitterTick:
             self.notes.append(f"could not list batches to reconcile: {error}")
             return
         for plan, job in unconfirmed:
-            start = datetime.fromtimestamp(
-                (job.window_start or job.since) - CLOCK_SKEW_SECONDS, tz=timezone.utc
-            )
-            end = datetime.fromtimestamp(
-                max(job.since, job.window_start or 0) + self.client_timeout + CLOCK_SKEW_SECONDS,
-                tz=timezone.utc,
+            sent_from = datetime.fromtimestamp(job.window_start or job.since, tz=timezone.utc)
+            sent_until = datetime.fromtimestamp(
+                max(job.since, job.window_start or 0) + self.client_timeout, tz=timezone.utc
             )
             size = plan.sent_size(job)
-            matches = [
-                b
-                for b in recent
-                if b.identifier_count == size
-                and b.batch_id not in known
-                and b.created_at is not None
-                and start <= b.created_at <= end
-            ]
+            lookup = find_lost_submit(
+                recent,
+                sent_from=sent_from,
+                sent_until=sent_until,
+                identifier_count=size,
+                skew_seconds=CLOCK_SKEW_SECONDS,
+                known_ids=known,
+            )
             label = self._job_label(plan, job)
-            if len(matches) == 1:
-                known.add(matches[0].batch_id)
+            if lookup.match is not None:
+                known.add(lookup.match.batch_id)
                 self._emit(
                     plan,
                     JobEvent.SUBMITTED,
-                    f"{label} confirmed through GET /batch: batch {matches[0].batch_id}",
+                    f"{label} confirmed through GET /batch: batch {lookup.match.batch_id}",
                     job,
-                    batch_id=matches[0].batch_id,
-                    status=matches[0].status,
+                    batch_id=lookup.match.batch_id,
+                    status=lookup.match.status,
                     reconciled=True,
                 )
                 continue
             tries = job.reconcile_tries + 1
-            if len(matches) > 1:
-                ids = ", ".join(b.batch_id for b in matches)
+            if lookup.ambiguous:
+                ids = ", ".join(b.batch_id for b in lookup.candidates)
                 message = (
-                    f"its submit got no answer and {len(matches)} jobs in GET /batch could be it "
+                    f"its submit got no answer and {len(lookup.candidates)} jobs in GET /batch "
+                    "could be it "
                     f"({ids}); not resubmitted, so as not to pay twice"
                 )
             elif tries >= MAX_RECONCILE_TRIES:
                 message = (
                     f"its submit got no answer and no job in GET /batch matches it ({size} URLs, "
-                    f"sent at {start.isoformat()}); not resubmitted, so as not to pay twice. Check "
-                    "the account's jobs, then re-materialise contact_enrichment_batch for this date"
+                    f"sent at {sent_from.isoformat()}); not resubmitted, so as not to pay twice. "
+                    "Check the account's jobs, then re-materialise contact_enrichment_batch for "
+                    "this date"
                 )
             else:
                 self._emit(
