@@ -19,7 +19,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-MAX_URLS_PER_JOB = 300
+# The API's limit, defined with the API's documents; the queue cuts plans into jobs of it.
+from crust_assets.crustdata.models import MAX_URLS_PER_JOB as MAX_URLS_PER_JOB
+
 MAX_ACTIVE_JOBS = 5
 CURSOR_VERSION = 2  # 2 added the load fields of PlanState; version 1 cursors read as before
 READABLE_CURSOR_VERSIONS = (1, 2)

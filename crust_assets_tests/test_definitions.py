@@ -8,9 +8,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from crust_assets.crustdata import DEFAULT_BASE_URL
 from crust_assets.defs.resources import (
     EMULATOR_BASE_URL,
-    PRODUCTION_BASE_URL,
     CrustdataResource,
     EnrichmentSettings,
 )
@@ -90,7 +90,7 @@ def test_dagster_definitions_validate_passes_with_every_setting_from_env(tmp_pat
 
 def test_base_url_defaults_to_the_emulator_without_a_key() -> None:
     assert CrustdataResource().resolved_base_url() == EMULATOR_BASE_URL
-    assert CrustdataResource(api_key="k").resolved_base_url() == PRODUCTION_BASE_URL
+    assert CrustdataResource(api_key="k").resolved_base_url() == DEFAULT_BASE_URL
     assert (
         CrustdataResource(api_key="k", base_url="http://x:1/").resolved_base_url() == "http://x:1"
     )

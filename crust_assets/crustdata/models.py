@@ -20,6 +20,7 @@ __all__ = [
     "BATCH_ID_PATTERN",
     "FIELDS",
     "FIELD_CREDITS",
+    "MAX_URLS_PER_JOB",
     "TERMINAL_STATUSES",
     "BatchStatus",
     "Email",
@@ -29,6 +30,10 @@ __all__ = [
     "leaf_fields",
     "max_credits_per_record",
 ]
+
+#: The most identifiers the endpoint takes in one job: the client refuses more, and the
+#: pipeline cuts a plan into jobs of this size.
+MAX_URLS_PER_JOB = 300
 
 #: The ``fields`` values the endpoint accepts (any non-empty subset).
 FIELDS: tuple[str, ...] = (

@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from crust_assets.crustdata import FIELDS, CrustdataClient, DownloadLimits
+from crust_assets.crustdata import DEFAULT_BASE_URL, FIELDS, CrustdataClient, DownloadLimits
 from crust_assets.crustdata.limits import LIMIT_SETTINGS, host_patterns
 from crust_assets.load_retry import (
     DEFAULT_LOAD_RETRY_MAX_SECONDS,
@@ -23,7 +23,6 @@ from crust_assets.storage import DataLayout
 from crust_assets.tables_io import ContactTablesIOManager
 from crust_assets.url_lists import DEFAULT_INPUT_MAX_BYTES, DEFAULT_INPUT_MAX_ROWS, InputLimits
 
-PRODUCTION_BASE_URL = "https://api.crustdata.com"
 EMULATOR_BASE_URL = "http://127.0.0.1:8711"
 # Sent to the emulator when no key is configured: it accepts any non-empty key then.
 EMULATOR_PLACEHOLDER_KEY = "local-emulator"
@@ -127,7 +126,7 @@ class CrustdataResource(dg.ConfigurableResource):
     def resolved_base_url(self) -> str:
         if self.base_url:
             return self.base_url.rstrip("/")
-        return PRODUCTION_BASE_URL if self.api_key else EMULATOR_BASE_URL
+        return DEFAULT_BASE_URL if self.api_key else EMULATOR_BASE_URL
 
     @property
     def uses_emulator(self) -> bool:
