@@ -25,14 +25,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path, PurePath, PurePosixPath
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import fsspec
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
+
+if TYPE_CHECKING:
+    # Imported where used: pyarrow.dataset imports pandas, which `crust-assets ingest` (a
+    # process of its own that only writes Parquet) would otherwise pay for at start-up.
+    import pyarrow.dataset as ds
 
 DEFAULT_DIR_MODE = 0o700
 DEFAULT_FILE_MODE = 0o600
@@ -237,6 +241,8 @@ class DataLayout:
         return pq.ParquetFile(self._source(path), filesystem=self.arrow_fs)
 
     def dataset(self, path: PurePath, **kwargs: Any) -> ds.Dataset:
+        import pyarrow.dataset as ds
+
         return ds.dataset(self._source(path), filesystem=self.arrow_fs, **kwargs)
 
     def write_table(self, target: PurePath, table: pa.Table, **kwargs: Any) -> int:

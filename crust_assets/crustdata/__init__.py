@@ -5,12 +5,8 @@ Public names are re-exported from the modules: ``client`` (CrustdataClient),
 ``redact`` (URL/log redaction).
 """
 
-from .client import (
-    API_VERSION,
-    DEFAULT_BASE_URL,
-    MAX_URLS_PER_JOB,
-    CrustdataClient,
-)
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AmbiguousSubmissionError,
     AuthenticationError,
@@ -32,6 +28,7 @@ from .models import (
     BATCH_ID_PATTERN,
     FIELD_CREDITS,
     FIELDS,
+    MAX_URLS_PER_JOB,
     BatchStatus,
     Email,
     ResultRecord,
@@ -42,6 +39,23 @@ from .models import (
 )
 from .records import parse_result_line
 from .redact import SecretScrubber, install_log_redaction, redact_text, redact_url
+
+if TYPE_CHECKING:
+    from .client import API_VERSION, DEFAULT_BASE_URL, CrustdataClient
+
+#: Names of the HTTP client, imported on first use: the result parser, the models and the
+#: limits are read without a connection (`crust-assets ingest` of local files), so importing
+#: them through this package must not pay for httpx.
+_CLIENT_NAMES = frozenset({"API_VERSION", "DEFAULT_BASE_URL", "CrustdataClient"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        from . import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "API_VERSION",

@@ -49,6 +49,9 @@ from typing import IO, cast
 import httpx
 
 from .errors import DownloadError
+from .gzipped import GZIP_MAGIC, open_decoded
+from .gzipped import LimitExceeded as _LimitExceeded
+from .gzipped import Wrap as _Wrap
 from .limits import DownloadLimits, limit_text
 from .models import part_name
 from .redact import REDACTED, redact_text, redact_url
@@ -69,7 +72,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_SIZE = 64 * 1024
 SPOOL_MAX_BYTES = 8 * 1024 * 1024
 _ERROR_BODY_LIMIT = 4096
@@ -148,19 +150,6 @@ class _Where:
 
     def over(self, limit: str, what: str) -> DownloadError:
         return self.error(f"{what}: {limit_text(self.limits, limit)}", limit=limit)
-
-
-class _LimitExceeded(Exception):
-    """Internal: a cap was hit while decoding; turned into a DownloadError by the caller.
-
-    ``shown`` is the limit's text when it is not a ``DownloadLimits`` field (the gzip layers).
-    """
-
-    def __init__(self, limit: str, what: str, shown: str | None = None) -> None:
-        super().__init__(limit)
-        self.limit = limit
-        self.what = what
-        self.shown = shown
 
 
 def shown_part_name(url: str, index: int) -> str:
@@ -516,50 +505,6 @@ class _Counted:
         if self.deadline is not None and self.deadline.remaining() <= 0:
             raise _LimitExceeded("deadline_seconds", "the part took too long")
         return data
-
-
-# (stream, decoded) -> the stream, counted against its cap; see open_decoded.
-_Wrap = Callable[[IO[bytes], bool], IO[bytes]]
-
-
-def open_decoded(
-    fh: IO[bytes],
-    max_layers: int = 2,
-    *,
-    counted: _Wrap | None = None,
-    opened: list[gzip.GzipFile] | None = None,
-) -> IO[bytes]:
-    """A readable stream of the decoded bytes of ``fh`` (up to ``max_layers`` gzip layers).
-
-    Rewinds ``fh``. Closing the returned stream does not close ``fh`` when it is a gzip
-    wrapper, so callers close both (each layer opened is appended to ``opened`` if given).
-
-    Without ``counted`` (a verified part, a local file) decoding stops after ``max_layers``.
-    Verification passes ``counted(stream, decoded)``, which wraps the raw bytes and every
-    layer's output against the caps (``decoded``: the bytes are the part's text); a layer
-    past ``max_layers`` is then refused.
-    """
-    fh.seek(0)
-    head = fh.read(2)
-    fh.seek(0)
-    layers: list[gzip.GzipFile] = [] if opened is None else opened
-    stream = fh if counted is None else counted(fh, head != GZIP_MAGIC)
-    while head == GZIP_MAGIC:
-        if len(layers) == max_layers:
-            if counted is None:
-                break
-            raise _LimitExceeded(
-                "gzip_layers",
-                f"more than {max_layers} gzip layer(s)",
-                f"limit gzip_layers={max_layers} (one layer, two when the store sends "
-                "Content-Encoding: gzip; not settable: deeper nesting only hides a bomb)",
-            )
-        gz = gzip.GzipFile(fileobj=stream, mode="rb")
-        layers.append(gz)
-        decoded = cast(IO[bytes], gz)
-        stream = decoded if counted is None else counted(decoded, True)
-        head = gz.peek(2)[:2]
-    return stream
 
 
 def _counter(limits: DownloadLimits, deadline: Deadline | None) -> _Wrap:
