@@ -36,7 +36,9 @@ def job_progress(instance: dg.DagsterInstance, plan: PlanState) -> tuple[int, in
         if event.get("plan_id") != plan.plan_id or "job_index" not in event:
             continue
         latest[int(event["job_index"])] = str(event["event"])
-    done = sum(1 for name in latest.values() if name in (JobEvent.COMPLETED, JobEvent.ERASED))
+    done = sum(
+        1 for name in latest.values() if name in (JobEvent.COMPLETED, JobEvent.NOT_SUBMITTED_ERASED)
+    )
     active = sum(
         1
         for name in latest.values()

@@ -36,12 +36,13 @@ class JobEvent:
     COMPLETED = "job_completed"
     FAILED = "job_failed"  # the API said failed; retried after a cool-down while attempts remain
     DEFERRED = "job_deferred"  # not accepted (no slot, API trouble): back in the queue, not billed
-    AMBIGUOUS = "job_submission_unconfirmed"  # sent, no answer, not found (yet) in GET /batch
+    # Sent, no answer, not found (yet) in GET /batch.
+    SUBMISSION_UNCONFIRMED = "job_submission_unconfirmed"
     ABANDONED = "job_abandoned"  # gave up: attempts exhausted, refused, or unconfirmable
     # Every URL of the job was erased (`crust-assets forget`) before it was sent: nothing to buy
     # or deliver, so it counts as done and the plan completes without it.
-    ERASED = "job_not_submitted_erased"
-    REMAINDER_ABANDONED = "jobs_not_submitted"  # e.g. credits ran out: jobs >= first_job_index
+    NOT_SUBMITTED_ERASED = "job_not_submitted_erased"
+    JOBS_NOT_SUBMITTED = "jobs_not_submitted"  # e.g. credits ran out: jobs >= first_job_index
     PLAN_COMPLETED = "plan_completed"
     PLAN_FAILED = "plan_failed"
     PLAN_SUPERSEDED = "plan_superseded"
@@ -55,7 +56,7 @@ PLAN_EVENTS = frozenset(
         JobEvent.PLAN_COMPLETED,
         JobEvent.PLAN_FAILED,
         JobEvent.PLAN_SUPERSEDED,
-        JobEvent.REMAINDER_ABANDONED,
+        JobEvent.JOBS_NOT_SUBMITTED,
     }
 )
 LOAD_EVENTS = frozenset({JobEvent.LOAD_REQUESTED, JobEvent.LOAD_FAILED, JobEvent.LOAD_GIVEN_UP})
@@ -293,7 +294,7 @@ class QueueState:
         index = int(event["job_index"])
         key = str(index)
         job = plan.jobs.get(key)
-        if name == JobEvent.ERASED:
+        if name == JobEvent.NOT_SUBMITTED_ERASED:
             plan.jobs.pop(key, None)
             plan.next_index = max(plan.next_index, index + 1)
             plan.done += 1
@@ -330,7 +331,7 @@ class QueueState:
             job.state, job.status = "waiting", None
             job.error = event.get("message")
             job.retry_at = float(event.get("retry_at", timestamp))
-        elif name == JobEvent.AMBIGUOUS:
+        elif name == JobEvent.SUBMISSION_UNCONFIRMED:
             job.state = "ambiguous"
             job.reconcile_tries = int(event.get("reconcile_tries", job.reconcile_tries + 1))
             job.error = event.get("message")
@@ -362,7 +363,7 @@ def _apply_plan_event(plan: PlanState, event: dict[str, Any]) -> None:
         plan.failure = event.get("message")
     elif name == JobEvent.PLAN_SUPERSEDED:
         plan.outcome = "superseded"
-    elif name == JobEvent.REMAINDER_ABANDONED:
+    elif name == JobEvent.JOBS_NOT_SUBMITTED:
         first = int(event["first_job_index"])
         plan.skipped += max(0, plan.job_count - max(first, plan.next_index))
         plan.next_index = plan.job_count

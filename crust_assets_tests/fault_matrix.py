@@ -7,7 +7,7 @@ instance in a scratch DAGSTER_HOME (in RAM when /dev/shm exists), the real
 the emulator's fault controls, from process kills (SIGKILL) and from the emulator being restarted.
 Nothing of ours is mocked.
 
-After every scenario the four invariants of issue 4 are checked on what is left on disk:
+After every scenario the four invariants the pipeline promises are checked on what is left on disk:
 
 1. every valid URL of a partition is exactly one (correct) row of `enriched_contacts`, or the
    partition is reported failed with a reason a user can act on;
@@ -57,7 +57,7 @@ from crust_assets.demo import DAGSTER_YAML, launch_partition, start_dagster_dev
 from crust_assets.demo_progress import wait_for_partition
 from crust_assets.emulator.admin import EmulatorAdmin
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets.emulator.results import AMZ_DATE_FORMAT, _signature
+from crust_assets.emulator.results import AMZ_DATE_FORMAT, sign_path
 from crust_assets.emulator.store import RESULTS_DIR, SECRET_NAME
 from crust_assets.emulator.synth import synthetic_contacts
 from crust_assets.job_queue import JobEvent, QueueState
@@ -439,7 +439,7 @@ def s_lost_submit_reconciled(world: World) -> None:
     world.pipeline.plan("2026-11-07")
     world.admin.set_faults(delay_next_submits=1, submit_delay_seconds=8.0)  # > 5 s read timeout
     drive(world, runs=2)
-    unconfirmed = events(world, "2026-11-07", JobEvent.AMBIGUOUS)
+    unconfirmed = events(world, "2026-11-07", JobEvent.SUBMISSION_UNCONFIRMED)
     confirmed = [e for e in events(world, "2026-11-07", JobEvent.SUBMITTED) if e.get("reconciled")]
     expect(bool(unconfirmed), "the submit answer was not lost")
     expect(len(confirmed) == 1, "the lost submit was not confirmed through GET /batch")
@@ -962,7 +962,7 @@ def issued_signatures(
             for index in range(parts):
                 path = f"/_files/{sub['batch_id']}/part-{index:03d}.jsonl.gz"
                 for expires in expiry_values:
-                    signatures.add(_signature(key, path, amz_date, expires).encode())
+                    signatures.add(sign_path(key, path, amz_date, expires).encode())
     return signatures
 
 

@@ -11,9 +11,11 @@ import logging
 import time
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from crust_assets.crustdata import (
+    API_VERSION,
     FIELDS,
     AuthenticationError,
     BatchStatus,
@@ -156,16 +158,17 @@ def test_bad_request_carries_details(emulator: EmulatorProcess) -> None:
         assert err.status_code == 400 and err.error_type == "invalid_request_error"
         assert err.details["invalid_identifiers"] == ["https://www.linkedin.com/company/acme"]
 
-        # The client refuses unknown fields itself; send one anyway through the raw
-        # request path to check the server's answer is mapped with its metadata.
-        with pytest.raises(InvalidRequestError) as info:
-            client._request(
-                "POST",
-                SUBMIT_PATH,
-                json_body={"professional_network_profile_urls": profile_urls(1), "fields": ["x"]},
-            )
-        assert info.value.details["available_fields"] == list(FIELDS)
-        assert "Invalid field" in str(info.value)
+    # The client refuses unknown fields itself; send one anyway, as another client could, to
+    # check the server names the fields it accepts.
+    answer = httpx.post(
+        emulator.base_url + SUBMIT_PATH,
+        json={"professional_network_profile_urls": profile_urls(1), "fields": ["x"]},
+        headers={"authorization": f"Bearer {emulator.api_key}", "x-api-version": API_VERSION},
+        timeout=5.0,
+    )
+    error = answer.json()["error"]
+    assert answer.status_code == 400 and error["metadata"]["available_fields"] == list(FIELDS)
+    assert "Invalid field" in error["message"]
     assert emulator.admin.submissions() == []
 
 

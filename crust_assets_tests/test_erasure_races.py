@@ -343,7 +343,9 @@ def test_queue_counts_a_job_of_erased_people_done_and_keeps_each_jobs_sent_count
     state.add_plan(plan)
     event = {"date": FIRST, "plan_id": "p1"}
     state.apply({**event, "event": JobEvent.SUBMITTING, "job_index": 0, "url_count": 299}, 1.0)
-    state.apply({**event, "event": JobEvent.ERASED, "job_index": 1, "url_count": 0}, 2.0)
+    state.apply(
+        {**event, "event": JobEvent.NOT_SUBMITTED_ERASED, "job_index": 1, "url_count": 0}, 2.0
+    )
     restored = QueueState.from_cursor(state.to_cursor()).plans[plan.key]
     assert restored.next_index == 2 and restored.done == 1 and list(restored.jobs) == ["0"]
     assert restored.sent_size(restored.jobs["0"]) == 299 and restored.job_size(0) == 300

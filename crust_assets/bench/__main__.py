@@ -1,9 +1,10 @@
-"""`python -m crust_assets.bench [--quick] [--only 1,2] [--json FILE]`: issues 5 and 6's figures.
+"""`python -m crust_assets.bench [--quick] [--only 1,2] [--json FILE]`: the README's figures.
 
 Prints a compact table at the end. Each figure that depends on the machine is a ratio against a
-baseline measured in the same run (see `common.py`); targets come from issue 5, and a missed one
-is marked MISSED, never hidden. `--quick` runs reduced sizes (a smoke test: its figures are not
-the ones to quote). Generated inputs are cached under `cache_dir()` (env CRUST_BENCH_CACHE).
+baseline measured in the same run (see `common.py`); targets are the ones the README promises,
+and a missed one is marked MISSED, never hidden. `--quick` runs reduced sizes (a smoke test: its
+figures are not the ones to quote). Generated inputs are cached under `cache_dir()` (env
+CRUST_BENCH_CACHE).
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def child_peak_rss(args: Sequence[str], *, env: dict[str, str] | None = None) ->
 def self_peak_rss_mib() -> float:
     """This process's peak resident set in MiB.
 
-    `getrusage(RUSAGE_SELF).ru_maxrss` is what the issue names, but Linux carries it over
+    `getrusage(RUSAGE_SELF).ru_maxrss` is the usual figure, but Linux carries it over
     from the parent across fork + exec, so a child started by a 300 MiB benchmark reports at
     least 300 MiB whatever it does. `VmHWM` in /proc/self/status is the same high-water mark
     for this process's own address space only; it is used where it exists, and

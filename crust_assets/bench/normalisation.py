@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crust_assets.profile_urls import (
-    _fast_path_mask,
+    fast_path_mask,
     normalize_profile_url,
     normalize_profile_urls,
 )
@@ -190,7 +190,7 @@ def bench_normalisation(n: int = 1_000_000, *, repeat: int = 3, seed: int = 2026
         u == o.canonical and r == (None if o.reason is None else o.reason.value)
         for u, r, o in zip(vector_urls, vector_reasons, scalar_out, strict=True)
     )
-    fast_share = pc.mean(_fast_path_mask(array).cast(pa.int8())).as_py() or 0.0
+    fast_share = pc.mean(fast_path_mask(array).cast(pa.int8())).as_py() or 0.0
     invalid_share = pc.mean(table.column("profile_url").is_null().cast(pa.int8())).as_py() or 0.0
     return {
         "n": n,

@@ -1,4 +1,4 @@
-"""Issue 5, measurement 5: one partition of 1,000,000 URLs, and `contacts_latest` at 100 x 10,000.
+"""Measurement 5: one partition of 1,000,000 URLs, and `contacts_latest` at 100 x 10,000.
 
 * Plan and enqueue: the real `plan_contact_enrichment` job (`contact_url_list` +
   `contact_enrichment_batch`) on a 1,000,000-line input list, in a fresh child process on a

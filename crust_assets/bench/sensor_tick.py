@@ -1,4 +1,4 @@
-"""Issue 5, measurement 4: the submitter sensor's tick with 200 partitions queued.
+"""Measurement 4: the submitter sensor's tick with 200 partitions queued.
 
 The tick (`SubmitterTick`, the real class the sensor runs) is driven directly, on a real SQLite
 Dagster instance in a temp dir (what `dagster dev` uses) and the emulator over HTTP. The 200

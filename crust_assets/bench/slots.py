@@ -1,4 +1,4 @@
-"""Issue 5, measurement 1: how busy the account's 5 job slots are kept.
+"""Measurement 1: how busy the account's 5 job slots are kept.
 
 Two figures:
 

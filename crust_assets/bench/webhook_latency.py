@@ -1,4 +1,4 @@
-"""Issue 6: completion-to-download latency, with and without the job-complete webhook.
+"""Webhook measurement: completion-to-download latency, with and without the job-complete webhook.
 
 Measured, not modelled: the same work is run twice through a real `dagster dev` (webserver +
 daemon) against the emulator, at the production polling interval (CRUST_POLL_INTERVAL_SECONDS

@@ -154,11 +154,11 @@ def plan_outcome(instance: dg.DagsterInstance, plan: PlanState) -> PlanOutcome:
         if event.get("plan_id") != plan.plan_id:
             continue
         name = event.get("event")
-        if name in (JobEvent.COMPLETED, JobEvent.ERASED):  # ERASED: done, no batch_id
+        if name in (JobEvent.COMPLETED, JobEvent.NOT_SUBMITTED_ERASED):  # erased: done, no batch_id
             completed[int(event["job_index"])] = event
         elif name == JobEvent.ABANDONED:
             abandoned[int(event["job_index"])] = str(event.get("message", ""))
-        elif name == JobEvent.REMAINDER_ABANDONED:
+        elif name == JobEvent.JOBS_NOT_SUBMITTED:
             first = int(event["first_job_index"])
             for index in range(first, plan.job_count):
                 abandoned.setdefault(index, str(event.get("message", "")))

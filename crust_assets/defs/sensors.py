@@ -360,7 +360,7 @@ class SubmitterTick:
             else:
                 self._emit(
                     plan,
-                    JobEvent.AMBIGUOUS,
+                    JobEvent.SUBMISSION_UNCONFIRMED,
                     f"{label}: submission not confirmed yet (look-up {tries} of "
                     f"{MAX_RECONCILE_TRIES})",
                     job,
@@ -426,7 +426,7 @@ class SubmitterTick:
         except AmbiguousSubmissionError as error:
             self._emit(
                 plan,
-                JobEvent.AMBIGUOUS,
+                JobEvent.SUBMISSION_UNCONFIRMED,
                 f"{label}: submit sent but no answer; will look for it in GET /batch",
                 job,
                 reconcile_tries=0,
@@ -469,7 +469,7 @@ class SubmitterTick:
         deliver, so the plan still completes and its load expects no row for them."""
         self._emit(
             plan,
-            JobEvent.ERASED,
+            JobEvent.NOT_SUBMITTED_ERASED,
             f"{self._job_label(plan, job)}: not submitted: all {erased} of its URLs were erased "
             "with `crust-assets forget` since it was planned; nothing to buy or deliver",
             job,
@@ -538,7 +538,7 @@ class SubmitterTick:
             if plan.next_index < plan.job_count:
                 self._emit(
                     plan,
-                    JobEvent.REMAINDER_ABANDONED,
+                    JobEvent.JOBS_NOT_SUBMITTED,
                     f"{plan.date}: jobs {plan.next_index + 1}-{plan.job_count} {message}",
                     first_job_index=plan.next_index,
                     message=message,

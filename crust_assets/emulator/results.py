@@ -137,7 +137,8 @@ def write_results(
 # -- pre-signed URLs -----------------------------------------------------------------
 
 
-def _signature(key: bytes, path: str, amz_date: str, expires: int) -> str:
+def sign_path(key: bytes, path: str, amz_date: str, expires: int) -> str:
+    """The ``X-Amz-Signature`` of ``path``; the secret scan recomputes every one it issued."""
     message = f"{SIGNING_ALGORITHM}\nGET\n{path}\n{amz_date}\n{expires}"
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
@@ -150,7 +151,7 @@ def presign(base_url: str, path: str, key: bytes, *, now: float, expires: int) -
             "X-Amz-Algorithm": SIGNING_ALGORITHM,
             "X-Amz-Date": amz_date,
             "X-Amz-Expires": str(expires),
-            "X-Amz-Signature": _signature(key, path, amz_date, expires),
+            "X-Amz-Signature": sign_path(key, path, amz_date, expires),
         }
     )
     return f"{base_url.rstrip('/')}{path}?{query}"
@@ -187,7 +188,7 @@ def verify_presigned(key: bytes, path: str, query: Mapping[str, str], *, now: fl
         raise SignatureProblem(
             "AuthorizationQueryParametersError", "X-Amz-Date or X-Amz-Expires is malformed"
         ) from None
-    expected = _signature(key, path, amz_date, expires)
+    expected = sign_path(key, path, amz_date, expires)
     if not hmac.compare_digest(expected, signature.lower()):
         raise SignatureProblem(
             "SignatureDoesNotMatch",
