@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crust_assets.crustdata import ResultRecord
+if TYPE_CHECKING:
+    from crust_assets.crustdata import ResultRecord
+
 
 EMAIL_TYPE = pa.struct([pa.field("email", pa.string()), pa.field("status", pa.string())])
 

@@ -5,6 +5,7 @@ Public names are re-exported from the modules: ``client`` (CrustdataClient),
 ``redact`` (URL/log redaction).
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -23,38 +24,57 @@ from .errors import (
     TransportError,
 )
 from .limits import DownloadLimits
-from .lost_submit import LostSubmitLookup, find_lost_submit
-from .models import (
-    BATCH_ID_PATTERN,
-    FIELD_CREDITS,
-    FIELDS,
-    MAX_URLS_PER_JOB,
-    BatchStatus,
-    Email,
-    ResultRecord,
-    SubmitResponse,
-    is_batch_id,
-    leaf_fields,
-    max_credits_per_record,
-)
-from .records import parse_result_line
 from .redact import SecretScrubber, install_log_redaction, redact_text, redact_url
 
 if TYPE_CHECKING:
     from .client import API_VERSION, DEFAULT_BASE_URL, CrustdataClient
+    from .lost_submit import LostSubmitLookup, find_lost_submit
+    from .models import (
+        BATCH_ID_PATTERN,
+        FIELD_CREDITS,
+        FIELDS,
+        MAX_URLS_PER_JOB,
+        BatchStatus,
+        Email,
+        ResultRecord,
+        SubmitResponse,
+        is_batch_id,
+        leaf_fields,
+        max_credits_per_record,
+    )
+    from .records import parse_result_line
 
-#: Names of the HTTP client, imported on first use: the result parser, the models and the
-#: limits are read without a connection (`crust-assets ingest` of local files), so importing
-#: them through this package must not pay for httpx.
-_CLIENT_NAMES = frozenset({"API_VERSION", "DEFAULT_BASE_URL", "CrustdataClient"})
+#: Names imported from their module on first use. The HTTP client (httpx) and the documents
+#: (pydantic) take a few hundred ms to import; `crust-assets ingest` of local files needs
+#: neither until a part falls back to the record parser, and it is a process of its own.
+_LAZY = {
+    **dict.fromkeys(("API_VERSION", "DEFAULT_BASE_URL", "CrustdataClient"), "client"),
+    **dict.fromkeys(("LostSubmitLookup", "find_lost_submit"), "lost_submit"),
+    **dict.fromkeys(
+        (
+            "BATCH_ID_PATTERN",
+            "FIELD_CREDITS",
+            "FIELDS",
+            "MAX_URLS_PER_JOB",
+            "BatchStatus",
+            "Email",
+            "ResultRecord",
+            "SubmitResponse",
+            "is_batch_id",
+            "leaf_fields",
+            "max_credits_per_record",
+        ),
+        "models",
+    ),
+    "parse_result_line": "records",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CLIENT_NAMES:
-        from . import client
-
-        return getattr(client, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
 __all__ = [

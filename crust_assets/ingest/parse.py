@@ -30,7 +30,6 @@ import numpy as np
 import pyarrow as pa
 
 from crust_assets.crustdata.limits import DownloadLimits
-from crust_assets.crustdata.records import normalise_result_line, parse_result_line
 from crust_assets.ingest.fast import NotFast, fast_block
 from crust_assets.ingest.prefetch import in_thread
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA, record_to_row, rows_to_batches
@@ -253,6 +252,9 @@ def _python_batches(
 
 def _check_lines(stream: IO[bytes], *, batch_id: str, part: str, max_line_bytes: int) -> int:
     """The reference parser's first pass: check every line, keep nothing; returns records."""
+    # Imported here: the parser loads pydantic, which a part the fast path takes never needs.
+    from crust_assets.crustdata.records import normalise_result_line
+
     rows = 0
     try:
         for line_number, line in _lines(stream, part, max_line_bytes):
@@ -267,6 +269,8 @@ def _check_lines(stream: IO[bytes], *, batch_id: str, part: str, max_line_bytes:
 def _parse_lines(
     stream: IO[bytes], *, batch_id: str, part: str, first_line: int = 1, max_line_bytes: int
 ) -> Iterator[Any]:
+    from crust_assets.crustdata.records import parse_result_line
+
     try:
         for line_number, line in _lines(stream, part, max_line_bytes, first_line):
             if line.strip():
