@@ -103,6 +103,7 @@ from crust_assets.profile_urls import normalize_profile_url
 from crust_assets.storage import (
     DataLayout,
     LockTimeout,
+    PlanFiles,
     ensure_dir,
     file_lock,
     write_parquet_atomic,
@@ -377,7 +378,7 @@ def forget(
 
 def check_root(layout: DataLayout, *, new_root: bool = False) -> None:
     """Refuse a root the pipeline never wrote (a typo) and symlinked data files; see module doc."""
-    warehouse = layout.root / "warehouse"
+    warehouse = layout.warehouse_dir
     if not layout.is_dir(warehouse):
         if not new_root:
             raise ErasureRefused(
@@ -546,15 +547,11 @@ def _temp_files(layout: DataLayout) -> list[PurePath]:
         (layout.warehouse_dataset("enriched_contacts"), "date=*/.*.tmp-*"),
         (layout.warehouse_dataset("enriched_list"), "date=*/.*.tmp-*"),
         (layout.warehouse_dataset("contacts_latest"), ".*.tmp-*"),
-        (_staging_plans(layout), "date=*/.*.reused.parquet.tmp-*"),
+        (layout.plans_dir, PlanFiles.REUSED_TEMP_GLOB),
     ]
     return sorted(
         {path for directory, pattern in places for path in layout.find(directory, pattern)}
     )
-
-
-def _staging_plans(layout: DataLayout) -> PurePath:
-    return layout.root / "staging" / "contact_enrichment_batch"
 
 
 def _unloaded_plans(layout: DataLayout) -> list[PurePath]:
@@ -564,8 +561,8 @@ def _unloaded_plans(layout: DataLayout) -> list[PurePath]:
     needless note is better than a missed one. Local times are in ns, so that never happens.
     """
     plans = []
-    for plan in layout.find(_staging_plans(layout), "date=*/*.parquet"):
-        if plan.name.endswith(".reused.parquet"):
+    for plan in layout.find(layout.plans_dir, PlanFiles.ALL_GLOB):
+        if PlanFiles.is_reused(plan):  # contact rows, not URLs; a borrowed file counts
             continue
         date = plan.parent.name.removeprefix("date=")
         loaded = layout.warehouse_partition("enriched_contacts", date)
@@ -583,7 +580,7 @@ def _holding_places(layout: DataLayout) -> list[tuple[PurePath, str, pa.Schema]]
             ENRICHED_CONTACTS_SCHEMA,
         ),
         (layout.warehouse_dataset("contacts_latest"), "*.parquet", LATEST_SCHEMA),
-        (_staging_plans(layout), "date=*/*.reused.parquet", ENRICHED_CONTACTS_SCHEMA),
+        (layout.plans_dir, PlanFiles.REUSED_GLOB, ENRICHED_CONTACTS_SCHEMA),
     ]
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path, PurePath, PurePosixPath
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import fsspec
 import pyarrow as pa
@@ -44,6 +44,7 @@ DEFAULT_FILE_MODE = 0o600
 FILE_MODE_ENV = "CRUST_FILE_MODE"
 DIR_MODE_ENV = "CRUST_DIR_MODE"
 PARTITION_FILE = "data.parquet"
+PLANS_DATASET = "contact_enrichment_batch"  # the staging directory of the plans
 T = TypeVar("T")
 
 
@@ -68,6 +69,43 @@ def configured_file_mode() -> int:
 def configured_dir_mode() -> int:
     """Mode of created directories: env CRUST_DIR_MODE, default 0700 (owner only)."""
     return _mode_from_env(DIR_MODE_ENV, DEFAULT_DIR_MODE)
+
+
+@dataclass(frozen=True)
+class PlanFiles:
+    """Every file one plan writes, named in one place.
+
+    The names are fixed, since existing data roots hold them: `<plan_id>.parquet` (the URLs to
+    submit, one row group per job; events record its path), `<plan_id>.reused.parquet` (rows
+    copied from loaded partitions) and `<plan_id>.borrowed.parquet` (URLs other plans are
+    buying). The globs are relative to `DataLayout.plans_dir`, where `forget` looks for them.
+    """
+
+    submit: PurePath
+    reused: PurePath
+    borrowed: PurePath
+
+    REUSED_SUFFIX: ClassVar[str] = ".reused.parquet"
+    BORROWED_SUFFIX: ClassVar[str] = ".borrowed.parquet"
+    #: every plan's files of every day, and the reused-rows files alone (contact data)
+    ALL_GLOB: ClassVar[str] = "date=*/*.parquet"
+    REUSED_GLOB: ClassVar[str] = "date=*/*" + REUSED_SUFFIX
+    #: the hidden temp file a reused-rows file is written through (`atomic_path`)
+    REUSED_TEMP_GLOB: ClassVar[str] = "date=*/.*" + REUSED_SUFFIX + ".tmp-*"
+
+    @classmethod
+    def of(cls, submit: PurePath) -> PlanFiles:
+        """The files of the plan whose URLs-to-submit file is `submit`."""
+        stem = submit.name.removesuffix(".parquet")
+        return cls(
+            submit,
+            submit.with_name(stem + cls.REUSED_SUFFIX),
+            submit.with_name(stem + cls.BORROWED_SUFFIX),
+        )
+
+    @classmethod
+    def is_reused(cls, path: PurePath) -> bool:
+        return path.name.endswith(cls.REUSED_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -104,14 +142,30 @@ class DataLayout:
     def input_file(self, date: str) -> PurePath:
         return self.input_dir / f"{date}.csv"
 
+    @property
+    def warehouse_dir(self) -> PurePath:
+        return self.root / "warehouse"
+
     def warehouse_dataset(self, dataset: str) -> PurePath:
-        return self.root / "warehouse" / dataset
+        return self.warehouse_dir / dataset
 
     def warehouse_partition(self, dataset: str, date: str) -> PurePath:
         return self.warehouse_dataset(dataset) / f"date={date}" / PARTITION_FILE
 
     def staging_partition(self, dataset: str, date: str, name: str = PARTITION_FILE) -> PurePath:
         return self.root / "staging" / dataset / f"date={date}" / name
+
+    @property
+    def plans_dir(self) -> PurePath:
+        return self.root / "staging" / PLANS_DATASET
+
+    def plan_files(self, date: str, plan_id: str) -> PlanFiles:
+        """The files a new plan of `date` writes."""
+        return PlanFiles.of(self.staging_partition(PLANS_DATASET, date, f"{plan_id}.parquet"))
+
+    def plan_files_at(self, plan_path: str) -> PlanFiles:
+        """The files of a recorded plan: `plan_path` is relative to the root, as events hold it."""
+        return PlanFiles.of(self.root / plan_path)
 
     # ---- the filesystem ------------------------------------------------------------------
     def url(self, path: PurePath) -> str:

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -22,7 +22,6 @@ from crust_assets.crustdata import CrustdataClient
 from crust_assets.defs.borrowing import (
     BorrowedRows,
     borrow,
-    borrowed_path,
     lender_keys,
     lender_plans,
 )
@@ -50,7 +49,13 @@ from crust_assets.defs.table_metadata import (
 from crust_assets.erasure import erased_urls, erasure_fence, publish_contacts
 from crust_assets.ingest import JobLedger, PartStats, coalesce_batches, job_batches
 from crust_assets.job_queue import MAX_URLS_PER_JOB, PlanState, job_count_for
-from crust_assets.storage import DataLayout, write_parquet_atomic, write_table_atomic
+from crust_assets.storage import (
+    PARTITION_FILE,
+    DataLayout,
+    PlanFiles,
+    write_parquet_atomic,
+    write_table_atomic,
+)
 from crust_assets.table import (
     COLUMN_CREDITS,
     ENRICHED_CONTACTS_SCHEMA,
@@ -227,7 +232,6 @@ def contact_enrichment_batch(
     to_submit, reused, borrowed = files.tables.to_submit, files.tables.reused, files.tables.borrowed
     refused_erased += files.refused_late
     job_count = job_count_for(to_submit.num_rows)
-    plan_file, reused_file, borrowed_file = files.plan_file, files.reused_file, files.borrowed_file
     if borrowed.num_rows:
         context.log.info(
             f"{borrowed.num_rows} URLs of {date} are already being bought by "
@@ -248,9 +252,9 @@ def contact_enrichment_batch(
             "fields": ",".join(fields),
             "credits_estimate_worst_case": estimate,
             "credit_budget": enrichment.credit_budget,
-            "plan_file": str(plan_file.relative_to(layout.root)),
-            "reused_file": str(reused_file.relative_to(layout.root)),
-            "borrowed_file": str(borrowed_file.relative_to(layout.root)),
+            "plan_file": str(files.paths.submit.relative_to(layout.root)),
+            "reused_file": str(files.paths.reused.relative_to(layout.root)),
+            "borrowed_file": str(files.paths.borrowed.relative_to(layout.root)),
         }
     )
 
@@ -265,19 +269,17 @@ class PlanTables:
 
 
 @dataclass(frozen=True)
-class PlanFiles:
+class WrittenPlan:
     """The staging files a plan wrote, the tables as written, and the late erasures dropped."""
 
-    plan_file: PurePath
-    reused_file: PurePath
-    borrowed_file: PurePath
+    paths: PlanFiles
     tables: PlanTables
     refused_late: int
 
 
 def write_plan_files(
     layout: DataLayout, date: str, plan_id: str, tables: PlanTables, *, refuse_erased: bool
-) -> PlanFiles:
+) -> WrittenPlan:
     """Write a plan's three staging files inside the erasure fence (see erasure.py).
 
     The plan read the erasure log when it started, and a `forget` may have run since. Inside the
@@ -285,9 +287,7 @@ def write_plan_files(
     data, never published for an erased person) and, unless re-enriching them is allowed, from
     the URLs to submit and to borrow: a plan made during a `forget` neither stores nor buys them.
     """
-    plan_file = layout.staging_partition("contact_enrichment_batch", date, f"{plan_id}.parquet")
-    reused_file = plan_file.with_name(f"{plan_id}.reused.parquet")
-    borrowed_file = layout.root / borrowed_path(str(plan_file.relative_to(layout.root)))
+    paths = layout.plan_files(date, plan_id)
     with erasure_fence(layout, f"contact_enrichment_batch[{date}]") as erased:
         gone = pa.array(sorted(erased), pa.string())
         reused = without_urls(tables.reused, gone)
@@ -304,11 +304,11 @@ def write_plan_files(
             schema=PLAN_SCHEMA,
         )
         # One row group per job: the sensor reads exactly one job's URLs at submit time.
-        layout.write_table(plan_file, plan_table, row_group_size=MAX_URLS_PER_JOB)
-        layout.write_table(reused_file, reused)
-        layout.write_table(borrowed_file, borrowed)
+        layout.write_table(paths.submit, plan_table, row_group_size=MAX_URLS_PER_JOB)
+        layout.write_table(paths.reused, reused)
+        layout.write_table(paths.borrowed, borrowed)
     written = PlanTables(to_submit, reused, borrowed)
-    return PlanFiles(plan_file, reused_file, borrowed_file, written, refused)
+    return WrittenPlan(paths, written, refused)
 
 
 def unfinished_plan_failure(instance: dg.DagsterInstance, date: str) -> dg.Failure | None:
@@ -528,7 +528,8 @@ class ContactsLoader:
         self.plan = plan
         self.completed = completed
         self.borrowed = borrowed
-        self.plan_file = layout.parquet_file(layout.root / plan.plan_path)
+        self.paths = layout.plan_files_at(plan.plan_path)
+        self.plan_file = layout.parquet_file(self.paths.submit)
         self.columns = requested_columns(plan.fields)
         self.batch_ids: list[str] = []
         self.missing: list[str] = []
@@ -585,7 +586,7 @@ class ContactsLoader:
         yield from self._without_erased(self._all_batches(client))
 
     def _all_batches(self, client: CrustdataClient) -> Iterator[pa.RecordBatch]:
-        reused_path = self.layout.root / self.plan.plan_path.replace(".parquet", ".reused.parquet")
+        reused_path = self.paths.reused
         if self.layout.exists(reused_path):
             reused = self.layout.parquet_file(reused_path)
             for batch in reused.iter_batches(batch_size=8192):
@@ -716,7 +717,7 @@ def contacts_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
     dataset = contacts_dataset(layout)
     table = dataset.to_table() if dataset is not None else PARTITIONED_CONTACTS_SCHEMA.empty_table()
     latest = newest_per_profile(table).cast(PARTITIONED_CONTACTS_SCHEMA)
-    target = layout.warehouse_dataset("contacts_latest") / "data.parquet"
+    target = layout.warehouse_dataset("contacts_latest") / PARTITION_FILE
     # The partitions were read above; people erased since are dropped as the file is published.
     published = publish_contacts(
         layout, target, lambda path: write_table_atomic(path, latest), "contacts_latest"
@@ -744,12 +745,12 @@ def duckdb_view_sql(layout: DataLayout) -> dict[str, str]:
     On a remote root they name `s3://...` URLs: a connection needs that filesystem (an fsspec
     one registered with `register_filesystem`, or DuckDB's httpfs) to query them.
     """
-    warehouse = layout.root / "warehouse"
 
     def glob(dataset: str) -> str:
-        return layout.url(warehouse / dataset / "*" / "*.parquet").replace("'", "''")
+        return layout.url(layout.warehouse_dataset(dataset) / "*" / "*.parquet").replace("'", "''")
 
-    latest = layout.url(warehouse / "contacts_latest" / "data.parquet").replace("'", "''")
+    latest = layout.url(layout.warehouse_dataset("contacts_latest") / PARTITION_FILE)
+    latest = latest.replace("'", "''")
     return {
         "enriched_contacts": (
             f"SELECT * FROM read_parquet('{glob('enriched_contacts')}', hive_partitioning = true,"
@@ -781,11 +782,11 @@ def contacts_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
     import duckdb
 
     layout = data_root.layout()
-    target = layout.root / "warehouse" / DUCKDB_FILE
+    target = layout.warehouse_dir / DUCKDB_FILE
     views = {
         name: sql
         for name, sql in duckdb_view_sql(layout).items()
-        if layout.glob(layout.root / "warehouse" / name, "**/*.parquet")
+        if layout.glob(layout.warehouse_dataset(name), "**/*.parquet")
     }
 
     def build(path: Path) -> dict[str, int]:

@@ -49,11 +49,6 @@ BORROWED_SCHEMA = pa.schema(
 )
 
 
-def borrowed_path(plan_path: str) -> str:
-    """The borrowed-URLs file beside a plan file (relative to the data root, like the plan)."""
-    return plan_path.removesuffix(".parquet") + ".borrowed.parquet"
-
-
 @dataclass
 class Lender:
     """A plan that may lend, and its jobs that will never deliver (so lend nothing)."""
@@ -112,7 +107,7 @@ def borrow(layout: DataLayout, urls: pa.ChunkedArray, lenders: list[Lender]) -> 
 
 
 def _lent_by(layout: DataLayout, lender: Lender, urls: pa.Array) -> pa.Table:
-    plan = layout.read_table(layout.root / lender.plan.plan_path)
+    plan = layout.read_table(layout.plan_files_at(lender.plan.plan_path).submit)
     planned = plan.filter(pc.is_in(plan.column("profile_url"), value_set=urls))
     if lender.abandoned:
         given_up = pa.array(sorted(lender.abandoned), pa.int32())
@@ -153,7 +148,7 @@ class BorrowedRows:
     def __init__(self, instance: dg.DagsterInstance, layout: DataLayout, plan: PlanState) -> None:
         self.instance = instance
         self.layout = layout
-        self.path = layout.root / borrowed_path(plan.plan_path)
+        self.path = layout.plan_files_at(plan.plan_path).borrowed
         self.columns = requested_columns(plan.fields)
         self.missing: list[str] = []
         self.batch_ids: list[str] = []

@@ -486,7 +486,10 @@ class SubmitterTick:
         forgotten is worse than waiting.
         """
         urls = read_job_urls(
-            self.layout.root / plan.plan_path, index, plan.job_size(index), self.layout
+            self.layout.plan_files_at(plan.plan_path).submit,
+            index,
+            plan.job_size(index),
+            self.layout,
         )
         if self.settings.allow_reenrich_erased:
             return urls, 0
