@@ -1,4 +1,4 @@
-"""Issue 5, measurement 2: result files -> `enriched_contacts` Parquet, against pyarrow and pandas.
+"""Measurement 2: result files -> `enriched_contacts` Parquet, against pyarrow and pandas.
 
 What is compared, on the same gzipped JSONL file of envelope records with realistic fill (the
 emulator's `synthetic_contacts`, cached under `cache_dir()` because generating 1,000,000 records
