@@ -18,6 +18,7 @@ goes to the reference parser, line by line.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import tempfile
 import zlib
@@ -103,21 +104,17 @@ def load_part(
     a `ResultFileError`, raised before more than that much of it is held in memory.
     """
     if not verify_first:
-        return LoadedPart(
-            part,
-            "python" if force_python else "arrow",
-            0,
-            "forced" if force_python else None,
-            lambda loaded: _streamed(
-                loaded,
-                stream,
-                batch_id=batch_id,
-                enriched_at=enriched_at,
-                block_bytes=block_bytes,
-                fast=not force_python,
-                max_line_bytes=max_line_bytes,
-            ),
+        mode, why = ("python", "forced") if force_python else ("arrow", None)
+        stream_part = functools.partial(
+            _streamed,
+            stream=stream,
+            batch_id=batch_id,
+            enriched_at=enriched_at,
+            block_bytes=block_bytes,
+            fast=not force_python,
+            max_line_bytes=max_line_bytes,
         )
+        return LoadedPart(part, mode, 0, why, stream_part)
     reason = "forced"
     if not force_python:
         spooled = _spooled_fast(
