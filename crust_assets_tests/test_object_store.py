@@ -52,7 +52,8 @@ T = TypeVar("T")
 ALLOWED_KEY = re.compile(
     r"^crust/(input/\d{4}-\d{2}-\d{2}\.csv"
     r"|staging/[a-z_]+/date=\d{4}-\d{2}-\d{2}/[0-9a-f-]+(\.reused|\.borrowed)?\.parquet"
-    r"|staging/contact_url_list/date=\d{4}-\d{2}-\d{2}/data\.parquet"
+    r"|staging/contact_url_list/date=\d{4}-\d{2}-\d{2}/(data|lines)\.parquet"
+    r"|warehouse/enriched_list/date=\d{4}-\d{2}-\d{2}/[^/]+\.enriched\.csv"
     r"|warehouse/[a-z_]+/date=\d{4}-\d{2}-\d{2}/data\.parquet"
     r"|warehouse/contacts_latest/data\.parquet"
     r"|warehouse/contacts\.duckdb)$"
