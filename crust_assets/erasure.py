@@ -372,7 +372,7 @@ def forget(
         _write(layout, rewrites)
     _verify(layout, targets, erasures, settings, report)
     _note_unloaded_plans(layout, targets, erasures)
-    _clean_temp_files(layout, now, report)
+    _clean_temp_files_fenced(layout, now, report, settings)
     return report
 
 
@@ -527,6 +527,18 @@ def _note_unloaded_plans(
         planned = layout.read_table(plan, columns=["profile_url"]).column(0)
         for url in set(planned.filter(pc.is_in(planned, value_set=targets)).to_pylist()):
             erasures[url].unloaded_plans.append(str(plan.relative_to(layout.root)))
+
+
+def _clean_temp_files_fenced(
+    layout: DataLayout, now: datetime, report: ForgetReport, settings: ErasureSettings
+) -> None:
+    """Scan for temp files inside the fence: another `forget` rewriting files at the same moment
+    holds it, so its own short-lived temp files are never taken for a live writer's."""
+    try:
+        with erasure_fence(layout, FORGET, settings):
+            _clean_temp_files(layout, now, report)
+    except LockTimeout:  # the erasure is recorded and verified; report what is there
+        _clean_temp_files(layout, now, report)
 
 
 def _clean_temp_files(layout: DataLayout, now: datetime, report: ForgetReport) -> None:
