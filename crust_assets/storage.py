@@ -27,15 +27,15 @@ from functools import cached_property
 from pathlib import Path, PurePath, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import fsspec
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
 
 if TYPE_CHECKING:
-    # Imported where used: pyarrow.dataset imports pandas, which `crust-assets ingest` (a
-    # process of its own that only writes Parquet) would otherwise pay for at start-up.
+    # Imported where used: pyarrow.dataset imports pandas and fsspec imports asyncio, which
+    # `crust-assets ingest` (a process of its own that only writes Parquet through
+    # `write_parquet_atomic`) would otherwise pay for at start-up.
+    import fsspec
     import pyarrow.dataset as ds
 
 DEFAULT_DIR_MODE = 0o700
@@ -108,6 +108,12 @@ class PlanFiles:
         return path.name.endswith(cls.REUSED_SUFFIX)
 
 
+def _local_fs() -> type[fsspec.AbstractFileSystem]:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return LocalFileSystem
+
+
 @dataclass(frozen=True)
 class DataLayout:
     """The data root's layout (design.md: input/, warehouse/), plus the pipeline's own staging.
@@ -118,7 +124,7 @@ class DataLayout:
     """
 
     root: PurePath
-    fs: fsspec.AbstractFileSystem = field(default_factory=LocalFileSystem, compare=False)
+    fs: fsspec.AbstractFileSystem = field(default_factory=lambda: _local_fs()(), compare=False)
 
     @classmethod
     def from_location(cls, location: str | os.PathLike[str]) -> DataLayout:
@@ -126,14 +132,16 @@ class DataLayout:
         text = os.fspath(location)
         if "://" not in text:
             return cls(Path(text).expanduser().resolve())
+        import fsspec
+
         fs, path = fsspec.core.url_to_fs(text)
-        if isinstance(fs, LocalFileSystem):
+        if isinstance(fs, _local_fs()):
             return cls(Path(path).resolve())
         return cls(PurePosixPath(path.rstrip("/") or "/"), fs)
 
     @property
     def is_local(self) -> bool:
-        return isinstance(self.fs, LocalFileSystem)
+        return isinstance(self.fs, _local_fs())
 
     @property
     def input_dir(self) -> PurePath:
