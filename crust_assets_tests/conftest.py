@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from crust_assets import erasure
 from crust_assets.emulator import EmulatorProcess
 
 # A fast clock: a job is pending for 0.2 s, then processing for 0.5 s.
@@ -33,6 +34,15 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture
+def hooks() -> Iterator[list[Callable[[str, str], None]]]:
+    """The erasure fence's pause points (`erasure.publish_hooks`); emptied after the test."""
+    try:
+        yield erasure.publish_hooks
+    finally:
+        erasure.publish_hooks.clear()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +25,6 @@ DATE = "2026-11-23"
 def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
     with EmulatorProcess(tmp_path / "emulator", pending_seconds=0.1, processing_seconds=0.2) as e:
         yield e
-
-
-@pytest.fixture
-def hooks() -> Iterator[list[Callable[[str, str], None]]]:
-    try:
-        yield erasure.publish_hooks
-    finally:
-        erasure.publish_hooks.clear()
 
 
 def loaded(pipeline: Pipeline, urls: list[str]) -> None:

@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,15 +38,6 @@ FIRST, SECOND = "2026-11-21", "2026-11-22"
 def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
     with EmulatorProcess(tmp_path / "emulator", pending_seconds=0.1, processing_seconds=0.2) as e:
         yield e
-
-
-@pytest.fixture
-def hooks() -> Iterator[list[Callable[[str, str], None]]]:
-    """The writers' pause points; emptied after the test whatever happens."""
-    try:
-        yield erasure.publish_hooks
-    finally:
-        erasure.publish_hooks.clear()
 
 
 def forget_cli(root: str | Path, *urls: str, extra: tuple[str, ...] = ()) -> subprocess.Popen:
