@@ -83,16 +83,35 @@ class DagsterDev:
         return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
 
     def stop(self, grace: float = 20.0) -> None:
-        """SIGINT the group (dagster dev's clean shutdown), then SIGKILL after a grace."""
-        if self.process.poll() is not None:
+        """SIGINT the group (dagster dev's clean shutdown), then SIGKILL after a grace.
+
+        dagster dev can exit before its code servers (same group) have: they are waited for
+        too, and killed with the group if they outlive the grace, so none keeps its socket.
+        """
+        if self.process.poll() is not None and not _group_alive(self.process.pid):
             return
+        deadline = time.monotonic() + grace
         try:
             os.killpg(self.process.pid, signal.SIGINT)
             self.process.wait(timeout=grace)
         except (subprocess.TimeoutExpired, ProcessLookupError):
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+            pass
+        while _group_alive(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Does any process of group `pgid` still exist?"""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def graphql(url: str, query: str, variables: Mapping[str, object] | None = None) -> dict:
