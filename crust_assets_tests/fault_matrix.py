@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import gzip
 import hashlib
 import hmac
@@ -908,12 +909,16 @@ def check_files(world: World, verdict: Verdict) -> None:
             if path.name.startswith("."):
                 hidden.append(path)
                 continue
-            if path.suffix not in (".parquet", ".duckdb"):
+            if path.suffix not in (".parquet", ".duckdb") and not path.name.endswith(
+                ".enriched.csv"
+            ):
                 verdict.problems.append(f"visible file of unknown kind {path.name}")
                 continue
             try:
                 if path.suffix == ".duckdb":  # contacts_duckdb: views over the Parquet files
                     duckdb.connect(str(path), read_only=True).close()
+                elif path.suffix == ".csv":
+                    check_enriched_csv(path)
                 else:
                     pq.read_table(path)
             except Exception as error:
@@ -938,6 +943,15 @@ def check_files(world: World, verdict: Verdict) -> None:
         return
     if seen != expected or duck != expected:
         verdict.problems.append(f"readers see {seen} (pyarrow) / {duck} (DuckDB), not {expected}")
+
+
+def check_enriched_csv(path: Path) -> None:
+    """enriched_list's CSV is whole: one record per row of the Parquet file written beside it."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        records = sum(1 for _ in csv.reader(handle)) - 1  # the header
+    rows = pq.read_metadata(path.with_name("data.parquet")).num_rows
+    if records != rows:
+        raise ValueError(f"{records} CSV records beside {rows} Parquet rows")
 
 
 def issued_signatures(
