@@ -7,17 +7,13 @@ reading the mapped files with pruning, and the contract types all go through s3f
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Iterator
-
 import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
 
 from crust_assets.storage import DataLayout
-from crust_assets_tests.object_store import MotoServer, aws_env
+from crust_assets_tests import test_object_store
 from crust_assets_tests.tables_io_data import DAYS, write_contacts
 from crust_assets_tests.test_tables_io import (
     KINDS,
@@ -32,31 +28,14 @@ from crust_assets_tests.test_tables_io import (
 
 pytestmark = pytest.mark.objectstore
 
-
-@pytest.fixture(scope="module")
-def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    if os.environ.get("CRUST_SKIP_OBJECTSTORE") == "1":
-        if os.environ.get("CI"):
-            pytest.fail("CRUST_SKIP_OBJECTSTORE=1 is for local runs only: CI runs these tests")
-        pytest.skip("object-store tests skipped by CRUST_SKIP_OBJECTSTORE=1 (never in CI)")
-    import s3fs
-
-    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log").start()
-    try:
-        with aws_env(server.endpoint_url):
-            s3fs.S3FileSystem.clear_instance_cache()
-            yield server
-    finally:
-        server.stop()
-        s3fs.S3FileSystem.clear_instance_cache()
+# The moto server and fresh buckets of test_object_store (which says what they need).
+object_store = test_object_store.object_store
+bucket = test_object_store.bucket
 
 
 @pytest.fixture
-def s3_root(object_store: MotoServer, request: pytest.FixtureRequest) -> str:
-    import s3fs
-
-    bucket = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-")
-    s3fs.S3FileSystem().mkdir(bucket)
+def s3_root(bucket: str) -> str:
+    """A fresh bucket on the shared moto server, holding the test days."""
     root = f"s3://{bucket}/data"
     write_contacts(DataLayout.from_location(root), DAYS)
     return root
