@@ -25,6 +25,7 @@ from crust_assets.defs.borrowing import (
     lender_keys,
     lender_plans,
 )
+from crust_assets.defs.catalog_tags import asset_owners, asset_tags
 from crust_assets.defs.checks import (
     ENRICHED_CONTACTS_CHECKS,
     contract_schema_check,
@@ -90,6 +91,8 @@ download_retry_policy = dg.RetryPolicy(
 @dg.asset(
     partitions_def=daily_partitions,
     group_name=GROUP,
+    owners=asset_owners(),
+    tags=asset_tags(pii=True),
     kinds={"csv", "parquet"},
     description="A day's profile URLs: normalised, validated, deduplicated; rejects kept.",
 )
@@ -161,6 +164,8 @@ class BatchConfig(dg.Config):
     partitions_def=daily_partitions,
     deps=[contact_url_list],
     group_name=GROUP,
+    owners=asset_owners(),
+    tags=asset_tags(pii=True),
     pool=PLANNER_POOL,
     kinds={"crustdata"},
     description=(
@@ -400,6 +405,8 @@ def newest_per_profile(table: pa.Table) -> pa.Table:
     partitions_def=daily_partitions,
     deps=[contact_enrichment_batch],
     group_name=GROUP,
+    owners=asset_owners(),
+    tags=asset_tags(pii=True),
     kinds={"parquet", "crustdata"},
     check_specs=ENRICHED_CONTACTS_CHECKS,
     retry_policy=download_retry_policy,
@@ -649,6 +656,8 @@ automation = (
     partitions_def=daily_partitions,
     deps=[enriched_contacts],
     group_name=GROUP,
+    owners=asset_owners(),
+    tags=asset_tags(pii=False),
     kinds={"parquet"},
     automation_condition=automation,
     description="Per partition: profiles requested and matched, fill rate per field, credits.",
@@ -703,6 +712,8 @@ def coverage_dataset(layout: DataLayout) -> ds.Dataset:
 @dg.asset(
     deps=[enriched_contacts],
     group_name=GROUP,
+    owners=asset_owners(),
+    tags=asset_tags(pii=True),
     kinds={"parquet"},
     automation_condition=automation,
     description="The newest record per profile across all partitions: what a CRM sync reads.",
@@ -771,6 +782,8 @@ def duckdb_view_sql(layout: DataLayout) -> dict[str, str]:
 @dg.asset(
     deps=[contacts_latest, contact_coverage],
     group_name=GROUP,
+    owners=asset_owners(),
+    tags=asset_tags(pii=True),
     kinds={"duckdb"},
     automation_condition=automation,
     description="A DuckDB database of views over the warehouse: open it and query, no setup.",

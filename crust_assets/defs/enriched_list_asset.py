@@ -13,6 +13,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crust_assets.defs.catalog_tags import asset_owners, asset_tags
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.resources import DataRoot, EnrichmentSettings
 from crust_assets.defs.table_metadata import TABLE_IO_MANAGER_KEY, table_definition_metadata
@@ -63,6 +64,8 @@ def csv_path(layout: DataLayout, date: str) -> PurePath:
     partitions_def=daily_partitions,
     deps=["contact_url_list", "enriched_contacts"],
     group_name="contact_enrichment",
+    owners=asset_owners(),
+    tags=asset_tags(pii=True),
     kinds={"parquet", "csv"},
     automation_condition=per_line_automation,
     check_specs=[

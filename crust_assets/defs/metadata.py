@@ -5,6 +5,7 @@ from collections.abc import Mapping
 import dagster as dg
 import pyarrow as pa
 
+from crust_assets.defs.catalog_tags import column_tags
 from crust_assets.table import COLUMN_DESCRIPTIONS, ENRICHED_CONTACTS_SCHEMA, FillStats
 
 
@@ -17,6 +18,7 @@ def column_schema(*, with_date: bool = False) -> dg.TableSchema:
             type=str(field.type),
             description=COLUMN_DESCRIPTIONS.get(field.name),
             constraints=dg.TableColumnConstraints(nullable=field.nullable),
+            tags=column_tags(field.name),
         )
         for field in schema
     ]

@@ -11,6 +11,7 @@ import os
 
 import dagster as dg
 
+from crust_assets.defs.catalog_tags import column_tags
 from crust_assets.warehouse_tables import DATE_DESCRIPTION, dataset_uri, table_for
 
 TABLE_IO_MANAGER_KEY = "contact_tables_io_manager"
@@ -26,6 +27,7 @@ def table_column_schema(name: str) -> dg.TableSchema:
             type=str(f.type) if f.name != "date" else "date32",
             description=table.descriptions.get(f.name, f.name),
             constraints=dg.TableColumnConstraints(nullable=f.nullable),
+            tags=column_tags(f.name),
         )
         for f in table.column_types()
         if f.name != "date"
