@@ -144,6 +144,11 @@ def _add_emulator(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _run_emulator(args: argparse.Namespace) -> int:
+    from crust_assets.extras import missing_extra_message
+
+    if missing := missing_extra_message("emulator", "crust-assets emulator"):
+        print(missing, file=sys.stderr)
+        return 2
     from crust_assets.emulator.app import EmulatorConfig
     from crust_assets.emulator.server import serve
     from crust_assets.emulator.store import StateDirInUseError
@@ -201,6 +206,11 @@ def _add_webhook(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _run_webhook(args: argparse.Namespace) -> int:
+    from crust_assets.extras import missing_extra_message
+
+    if missing := missing_extra_message("webhook", "crust-assets webhook"):
+        print(missing, file=sys.stderr)
+        return 2
     from crust_assets.storage import DataLayout
     from crust_assets.webhook import ReceiverLimits, serve
 
@@ -515,6 +525,39 @@ def _run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_doctor(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check what a real run needs, without spending a credit",
+        description="One line per check, ok or what is wrong and what to do: the API key (one"
+        " free GET /batch), the data root (writable, files owner-only), the Dagster instance"
+        " (DAGSTER_HOME, persistent, concurrency pools), the sensors and schedule, and today's"
+        " input list. Exit 0 when all are ok, 1 otherwise.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("CRUST_DATA_DIR", "data"),
+        help="data root (env CRUST_DATA_DIR): a directory or an fsspec URL",
+    )
+    parser.add_argument(
+        "--date", default=None, help="the day whose input list to look for (default: today, UTC)"
+    )
+    parser.set_defaults(func=_run_doctor)
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from crust_assets.doctor import run_doctor
+
+    today = date.fromisoformat(args.date) if args.date else datetime.now(timezone.utc).date()
+    findings = run_doctor(args.data_dir, today)
+    for finding in findings:
+        print(finding.line())
+    return 0 if all(f.ok for f in findings) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; each subcommand is added by its own ``_add_*`` function."""
     parser = argparse.ArgumentParser(
@@ -527,6 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_forget(subparsers)
     _add_webhook(subparsers)
     _add_export(subparsers)
+    _add_doctor(subparsers)
     return parser
 
 
