@@ -42,6 +42,7 @@ from crust_assets.defs.metadata import (
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.pools import PLANNER_POOL
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
+from crust_assets.defs.spend import spend_metadata
 from crust_assets.defs.table_metadata import (
     TABLE_IO_MANAGER_KEY,
     latest_column_lineage,
@@ -665,7 +666,7 @@ automation = (
     metadata=table_definition_metadata("contact_coverage"),
 )
 def contact_coverage(
-    context: dg.AssetExecutionContext, data_root: DataRoot
+    context: dg.AssetExecutionContext, data_root: DataRoot, enrichment: EnrichmentSettings
 ) -> dg.MaterializeResult:
     layout = data_root.layout()
     date = context.partition_key
@@ -692,6 +693,9 @@ def contact_coverage(
             "matched": stats.matched,
             **fill_rate_metadata(stats),
             "credits": row["credits"],
+            **spend_metadata(
+                context.instance, layout, row["computed_at"], enrichment.monthly_credit_budget
+            ),
             "fill_rates_over_time": dg.MetadataValue.md(coverage_trend_markdown(history)),
             "file": dg.MetadataValue.path(layout.url(target)),
         }

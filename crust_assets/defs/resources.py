@@ -167,6 +167,11 @@ class EnrichmentSettings(dg.ConfigurableResource):
         default=25_000,
         description="env CRUST_CREDIT_BUDGET: refuse a partition whose worst-case cost is above",
     )
+    monthly_credit_budget: int | None = Field(
+        default=None,
+        description="env CRUST_MONTHLY_CREDIT_BUDGET: refuse a plan that could take the UTC "
+        "calendar month's credits (delivered plus plans not loaded) above it; unset = no limit",
+    )
     reenrich_window_days: int = Field(
         default=30,
         description="env CRUST_REENRICH_WINDOW_DAYS: URLs enriched more recently are not re-bought",
@@ -272,6 +277,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "enrichment": EnrichmentSettings(
             fields=env_or("CRUST_FIELDS", DEFAULT_FIELDS),  # type: ignore[arg-type]
             credit_budget=env_int_or("CRUST_CREDIT_BUDGET", 25_000),  # type: ignore[arg-type]
+            monthly_credit_budget=env_int_or("CRUST_MONTHLY_CREDIT_BUDGET", None),  # type: ignore[arg-type]
             reenrich_window_days=env_int_or("CRUST_REENRICH_WINDOW_DAYS", 30),  # type: ignore[arg-type]
             max_job_attempts=env_int_or("CRUST_MAX_JOB_ATTEMPTS", 3),  # type: ignore[arg-type]
             retry_cooldown_seconds=env_int_or("CRUST_RETRY_COOLDOWN_SECONDS", 60),  # type: ignore[arg-type]

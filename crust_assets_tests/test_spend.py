@@ -1,0 +1,138 @@
+"""What was spent, at a glance: contact_coverage's credits, match rate and the month's figures.
+
+A real instance and real materialisations: the day's rows are a real Parquet partition, the plans
+are materialisations of contact_enrichment_batch carrying their worst case, and contact_coverage
+is materialised as Dagster runs it. The numbers are those the asset's metadata plots show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from crust_assets.defs.assets import contact_coverage
+from crust_assets.defs.resources import DataRoot, EnrichmentSettings
+from crust_assets.defs.spend import month_to_date
+from crust_assets.defs.table_metadata import TABLE_IO_MANAGER_KEY
+from crust_assets.monthly_budget import month_start
+from crust_assets.storage import DataLayout, write_table_atomic
+from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
+from crust_assets.tables_io import ContactTablesIOManager
+
+NOW = datetime.now(timezone.utc)
+DAY = NOW.date().isoformat()
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+def _resources(root: Path, budget: int | None = None) -> dict[str, object]:
+    return {
+        "data_root": DataRoot(data_dir=str(root)),
+        "enrichment": EnrichmentSettings(monthly_credit_budget=budget),
+        TABLE_IO_MANAGER_KEY: ContactTablesIOManager(data_dir=str(root)),
+    }
+
+
+def _row(batch: str, url: str, *, business: int, phones: int, at: datetime) -> dict:
+    return {
+        "profile_url": url,
+        "business_emails": [{"email": f"{i}@x.test", "status": "ok"} for i in range(business)],
+        "personal_emails": [],
+        "phone_numbers": [f"+4930000{i}" for i in range(phones)],
+        "batch_id": batch,
+        "enriched_at": at,
+        "matched": bool(business or phones),
+    }
+
+
+def _write_day(layout: DataLayout, date: str, rows: list[dict]) -> None:
+    table = pa.Table.from_pylist(rows, schema=ENRICHED_CONTACTS_SCHEMA)
+    write_table_atomic(Path(layout.warehouse_partition("enriched_contacts", date)), table)
+
+
+def _report(instance: dg.DagsterInstance, asset: str, date: str, **metadata: object) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=asset, partition=date, metadata=metadata)
+    )
+
+
+def test_coverage_shows_credits_match_rate_and_the_month_against_its_budget(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    layout = DataLayout.from_location(tmp_path / "data")
+    last_month = month_start(NOW) - timedelta(days=2)
+    _write_day(
+        layout,
+        DAY,
+        [
+            _row("job-a", "https://www.linkedin.com/in/a", business=1, phones=1, at=NOW),  # 3
+            _row("job-a", "https://www.linkedin.com/in/b", business=0, phones=0, at=NOW),  # 0
+            _row("job-old", "https://www.linkedin.com/in/c", business=1, phones=0, at=last_month),
+        ],
+    )
+    # The same purchase (job-a's row for a), reused by another day: bought once.
+    _write_day(
+        layout,
+        "2026-01-05",
+        [_row("job-a", "https://www.linkedin.com/in/a", business=1, phones=1, at=NOW)],
+    )
+    _report(
+        instance,
+        "contact_enrichment_batch",
+        DAY,
+        plan_id="p-loaded",
+        credits_estimate_worst_case=15,
+    )
+    _report(instance, "enriched_contacts", DAY, plan_id="p-loaded")
+    _report(
+        instance,
+        "contact_enrichment_batch",
+        "2026-01-05",
+        plan_id="p-running",
+        credits_estimate_worst_case=40,
+    )
+
+    result = dg.materialize(
+        [contact_coverage],
+        partition_key=DAY,
+        instance=instance,
+        resources=_resources(tmp_path / "data", budget=100),
+    )
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("contact_coverage")
+    meta = {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
+    assert meta["credits"] == 4  # the day's delivered values, last month's row included
+    assert meta["match_rate"] == pytest.approx(2 / 3, abs=1e-4)
+    assert meta["credits_month_to_date"] == 3  # job-a's row once; job-old was last month
+    assert meta["credits_month_pending"] == 40  # p-running's worst case; p-loaded is loaded
+    assert meta["monthly_credit_budget"] == 100
+    assert meta["monthly_budget_used"] == pytest.approx(0.43)
+
+
+def test_without_a_budget_the_month_is_shown_and_no_budget_is_named(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    layout = DataLayout.from_location(tmp_path / "data")
+    month = month_to_date(instance, layout, NOW)
+    assert (month.delivered, month.pending) == (0, 0)  # no warehouse yet, no plans
+    _write_day(
+        layout, DAY, [_row("job-z", "https://www.linkedin.com/in/z", business=2, phones=0, at=NOW)]
+    )
+    result = dg.materialize(
+        [contact_coverage],
+        partition_key=DAY,
+        instance=instance,
+        resources=_resources(tmp_path / "data"),
+    )
+    [materialization] = result.asset_materializations_for_node("contact_coverage")
+    assert materialization.metadata["credits_month_to_date"].value == 1
+    assert "monthly_credit_budget" not in materialization.metadata
