@@ -25,6 +25,7 @@ ui: $(STAMP)
 ## The whole test suite (what CI runs).
 test: $(STAMP)
 	$(BIN)/ruff check crust_assets crust_assets_tests
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/dg check defs
 	$(BIN)/pytest -q
 
 ## Speed and memory figures, as ratios against baselines measured in the same run.

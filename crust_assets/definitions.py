@@ -60,9 +60,8 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Defin
         ],
         schedules=[daily_contact_enrichment_schedule],
         resources=with_table_io_manager(resources) if resources is not None else build_resources(),
-        # One process per run, not per step: the steps are I/O-bound and few, and a process per
-        # step roughly doubled launch-to-finish time here.
-        executor=dg.in_process_executor,
+        # No executor here: the jobs carry their own (defs/jobs.py), so these Definitions merge
+        # with a project's that sets one, and that project's jobs keep theirs.
     )
 
 

@@ -25,6 +25,9 @@ import httpx
 from crust_assets.emulator.process import EmulatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The code location's name in every launch path (workspace.yaml, [tool.dg] in pyproject.toml,
+# deploy/): Dagster keeps sensor and schedule state per location name.
+CODE_LOCATION = "crust_assets"
 DAGSTER_YAML = """\
 # Written by crust_assets.demo for the local demo instance (git-ignored).
 telemetry:
@@ -149,13 +152,20 @@ REPOSITORIES_QUERY = """
 """
 
 
-def find_job(url: str, job_name: str) -> tuple[str, str]:
-    """(code location, repository) that hold `job_name`, as the UI resolves them."""
+def find_job(url: str, job_name: str, location: str = CODE_LOCATION) -> tuple[str, str]:
+    """(code location, repository) that hold `job_name`, as the UI resolves them.
+
+    Only in `location`: a workspace that named this project's location otherwise would keep its
+    sensors' state apart from every other launch path's, so the demo refuses it.
+    """
     nodes = graphql(url, REPOSITORIES_QUERY)["repositoriesOrError"]["nodes"]
     for node in nodes:
+        if node["location"]["name"] != location:
+            continue
         if any(job["name"] == job_name for job in node["jobs"]):
             return node["location"]["name"], node["name"]
-    raise RuntimeError(f"no job {job_name!r} in the workspace at {url}")
+    names = sorted({node["location"]["name"] for node in nodes})
+    raise RuntimeError(f"no job {job_name!r} in location {location!r} at {url}; locations: {names}")
 
 
 def launch_partition(url: str, job_name: str, partition: str) -> str:

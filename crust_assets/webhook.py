@@ -30,7 +30,6 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import Any, ClassVar
 
 from starlette.applications import Starlette
@@ -41,12 +40,17 @@ from starlette.routing import Route
 
 from crust_assets.crustdata.models import is_batch_id
 from crust_assets.storage import DataLayout
+from crust_assets.webhook_hints import HINT_SUFFIX as HINT_SUFFIX
+from crust_assets.webhook_hints import HINTS_DIR as HINTS_DIR
+from crust_assets.webhook_hints import add_hint as add_hint
+from crust_assets.webhook_hints import consume_hints as consume_hints
+from crust_assets.webhook_hints import hints_dir as hints_dir
+from crust_assets.webhook_hints import read_hints as read_hints
+from crust_assets.webhook_hints import write_hint as write_hint
 
 MAX_BODY_BYTES = 64 * 1024
 #: The receiver reads only `batch_id`; a number longer than this is an attack, not a payload.
 MAX_NUMBER_CHARS = 64
-HINTS_DIR = "webhooks"
-HINT_SUFFIX = ".json"
 
 
 @dataclass(frozen=True)
@@ -121,59 +125,6 @@ def batch_id_from_body(body: bytes) -> str:
     if not is_batch_id(batch_id):
         raise BadCallback("no valid batch_id (a UUID)")
     return str(batch_id)
-
-
-def hints_dir(layout: DataLayout) -> PurePath:
-    return layout.root / HINTS_DIR
-
-
-def write_hint(layout: DataLayout, batch_id: str) -> PurePath:
-    """Record that `batch_id` may have finished; written whole, so the sensor never reads half.
-
-    One file per id, holding only the id: repeated callbacks for a job overwrite one hint, and
-    nothing a caller sent beyond a valid id is ever stored.
-    """
-    if not is_batch_id(batch_id):  # it names a file: never let a body pick a path
-        raise ValueError(f"not a batch id: {batch_id[:80]!r}")
-    target = hints_dir(layout) / f"{batch_id}{HINT_SUFFIX}"
-    layout.write_bytes(target, json.dumps({"batch_id": batch_id}).encode())
-    return target
-
-
-def add_hint(layout: DataLayout, batch_id: str, max_hints: int) -> bool:
-    """Write the hint unless `max_hints` other hints are already waiting (False then).
-
-    Refusing the newest rather than dropping the oldest keeps this one listing and one write,
-    and loses nothing the sensor needs: it deletes every hint on each tick, and polls anyway.
-    """
-    waiting = read_hints(layout)
-    if batch_id not in waiting and len(waiting) >= max_hints:
-        return False
-    write_hint(layout, batch_id)
-    return True
-
-
-def read_hints(layout: DataLayout) -> dict[str, PurePath]:
-    """Batch ids hinted so far, with their files; temp files and foreign names are ignored."""
-    directory = hints_dir(layout)
-    hints: dict[str, PurePath] = {}
-    for name, _ in layout.list_files(directory):
-        batch_id = name.removesuffix(HINT_SUFFIX)
-        if name.endswith(HINT_SUFFIX) and is_batch_id(batch_id):
-            hints[batch_id] = directory / name
-    return hints
-
-
-def consume_hints(layout: DataLayout) -> set[str]:
-    """Batch ids hinted so far, deleting their hints: the caller confirms each with GET /batch.
-
-    A callback landing between the listing and the delete is lost; that costs only latency
-    (polling is the fallback), which is cheaper than tracking hint versions.
-    """
-    hints = read_hints(layout)
-    for path in hints.values():
-        layout.remove(path)
-    return set(hints)
 
 
 def _refusal(message: str, status_code: int) -> JSONResponse:

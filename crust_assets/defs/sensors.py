@@ -48,7 +48,7 @@ from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentS
 from crust_assets.erasure import erased_urls
 from crust_assets.job_queue import JobEvent, JobState, PlanState, QueueState
 from crust_assets.storage import DataLayout
-from crust_assets.webhook import consume_hints
+from crust_assets.webhook_hints import consume_hints
 
 DEFAULT_POLL_INTERVAL_SECONDS = 30
 # A job whose submit gets no answer is looked for in GET /batch on this many ticks before we
