@@ -205,7 +205,7 @@ def _latest_child(mode: str, data_dir: str) -> None:
     """Timed from after each mode's own imports (dagster alone takes seconds to import)."""
     if mode == "logic":
         # What the asset's body does, without Dagster's run around it.
-        from crust_assets.defs.assets import (
+        from crust_assets.contact_history import (
             PARTITIONED_CONTACTS_SCHEMA,
             contacts_dataset,
             newest_per_profile,

@@ -25,12 +25,12 @@ import dagster as dg
 import pyarrow as pa
 
 from crust_assets.crustdata import CrustdataClient
-from crust_assets.defs.assets import PLAN_SCHEMA
 from crust_assets.defs.job_events import BATCH_ASSET_KEY
 from crust_assets.defs.resources import DataRoot, EnrichmentSettings
 from crust_assets.defs.sensors import SubmitterTick
 from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.job_queue import MAX_ACTIVE_JOBS, MAX_URLS_PER_JOB, QueueState, job_count_for
+from crust_assets.planning import PLAN_SCHEMA
 from crust_assets.storage import DataLayout, write_table_atomic
 
 FIELDS = "business_email,personal_contact_info"

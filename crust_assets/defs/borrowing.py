@@ -19,7 +19,6 @@ What may lend, and why:
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import dagster as dg
@@ -34,27 +33,12 @@ from crust_assets.defs.job_events import (
     plan_outcome,
 )
 from crust_assets.ingest import JobLedger, job_batches
-from crust_assets.job_queue import PlanState, plan_key
+from crust_assets.job_queue import PlanState
+from crust_assets.planning import BORROWED_SCHEMA, Lender, lender_keys
 from crust_assets.storage import DataLayout
 from crust_assets.table import project_to_columns, requested_columns
 
 ENRICHED_CONTACTS_KEY = dg.AssetKey("enriched_contacts")
-BORROWED_SCHEMA = pa.schema(
-    [
-        pa.field("profile_url", pa.string(), nullable=False),
-        pa.field("lender_date", pa.string(), nullable=False),
-        pa.field("lender_plan_id", pa.string(), nullable=False),
-        pa.field("lender_job_index", pa.int32(), nullable=False),
-    ]
-)
-
-
-@dataclass
-class Lender:
-    """A plan that may lend, and its jobs that will never deliver (so lend nothing)."""
-
-    plan: PlanState
-    abandoned: set[int] = field(default_factory=set)
 
 
 def lender_plans(
@@ -89,48 +73,6 @@ def plan_loaded(instance: dg.DagsterInstance, plan: PlanState) -> bool:
         return False
     plan_id = result.records[0].asset_materialization.metadata.get("plan_id")
     return getattr(plan_id, "value", plan_id) == plan.plan_id
-
-
-def borrow(layout: DataLayout, urls: pa.ChunkedArray, lenders: list[Lender]) -> pa.Table:
-    """Which of `urls` each lender's jobs deliver: one lender per URL, the oldest first."""
-    remaining = urls.combine_chunks()
-    pieces = []
-    for lender in lenders:
-        if len(remaining) == 0:
-            break
-        lent = _lent_by(layout, lender, remaining)
-        if lent.num_rows:
-            pieces.append(lent)
-            taken = pc.is_in(remaining, value_set=lent.column("profile_url"))
-            remaining = remaining.filter(pc.invert(taken))
-    return pa.concat_tables(pieces) if pieces else BORROWED_SCHEMA.empty_table()
-
-
-def _lent_by(layout: DataLayout, lender: Lender, urls: pa.Array) -> pa.Table:
-    plan = layout.read_table(layout.plan_files_at(lender.plan.plan_path).submit)
-    planned = plan.filter(pc.is_in(plan.column("profile_url"), value_set=urls))
-    if lender.abandoned:
-        given_up = pa.array(sorted(lender.abandoned), pa.int32())
-        planned = planned.filter(
-            pc.invert(pc.is_in(planned.column("job_index"), value_set=given_up))
-        )
-    rows = planned.num_rows
-    return pa.table(
-        {
-            "profile_url": planned.column("profile_url"),
-            "lender_date": pa.array([lender.plan.date] * rows, pa.string()),
-            "lender_plan_id": pa.array([lender.plan.plan_id] * rows, pa.string()),
-            "lender_job_index": planned.column("job_index"),
-        },
-        schema=BORROWED_SCHEMA,
-    )
-
-
-def lender_keys(borrowed: pa.Table) -> list[str]:
-    """The lenders' plan keys (`date/plan_id`, as the sensor names plans), in a stable order."""
-    dates = borrowed.column("lender_date").to_pylist()
-    plan_ids = borrowed.column("lender_plan_id").to_pylist()
-    return sorted({plan_key(d, p) for d, p in zip(dates, plan_ids, strict=True)})
 
 
 class BorrowedRows:
