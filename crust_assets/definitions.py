@@ -15,6 +15,10 @@ from crust_assets.defs.assets import (
     enriched_contacts,
 )
 from crust_assets.defs.enriched_list_asset import enriched_list
+from crust_assets.defs.freshness import (
+    enriched_contacts_freshness_sensor,
+    enriched_contacts_on_time,
+)
 from crust_assets.defs.jobs import enriched_contacts_job, plan_contact_enrichment_job
 from crust_assets.defs.resources import DataRoot, build_resources
 from crust_assets.defs.schedules import daily_contact_enrichment_schedule
@@ -52,11 +56,13 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Defin
     """The code location; tests pass their own resources and get exactly the same wiring."""
     return dg.Definitions(
         assets=ALL_ASSETS,
+        asset_checks=[enriched_contacts_on_time],
         jobs=[plan_contact_enrichment_job, enriched_contacts_job],
         sensors=[
             contact_enrichment_sensor,
             contact_url_list_file_sensor,
             contact_automation_sensor,
+            enriched_contacts_freshness_sensor,
         ],
         schedules=[daily_contact_enrichment_schedule],
         resources=with_table_io_manager(resources) if resources is not None else build_resources(),

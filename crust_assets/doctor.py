@@ -134,6 +134,8 @@ def instigator_on(instance: dg.DagsterInstance, name: str, *, on_by_default: boo
     """Whether a sensor or schedule is on, as the instance records it (else its code default)."""
     from dagster._core.scheduler.instigation import InstigatorStatus
 
+    if instance.schedule_storage is None:  # an in-memory instance records no states
+        return on_by_default
     states = [s for s in instance.all_instigator_state() if s.instigator_name == name]
     if not states or all(s.status == InstigatorStatus.DECLARED_IN_CODE for s in states):
         return on_by_default

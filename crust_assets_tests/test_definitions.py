@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -52,7 +53,14 @@ def test_asset_graph_sensors_and_schedule_are_as_documented() -> None:
         "unique_profile_url",
         "schema_as_contracted",
         "every_input_line_once",
+        "enriched_contacts_on_time",
     }
+    freshness = defs.resolve_sensor_def("enriched_contacts_freshness_sensor")
+    assert freshness.default_status == dg.DefaultSensorStatus.RUNNING
+    policy = graph.get(dg.AssetKey("enriched_contacts")).freshness_policy
+    assert policy == dg.FreshnessPolicy.cron(
+        deadline_cron="0 10 * * *", lower_bound_delta=timedelta(hours=4), timezone="UTC"
+    )
 
 
 def test_dagster_definitions_validate_passes_with_every_setting_from_env(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from crust_assets.defs.checks import (
     one_row_per_url_check,
     unique_profile_url_check,
 )
+from crust_assets.defs.freshness import enriched_contacts_freshness_policy
 from crust_assets.defs.metadata import (
     column_schema,
     coverage_trend_markdown,
@@ -274,6 +275,7 @@ def plan_metadata(
     tags=asset_tags(pii=True),
     kinds={"parquet", "crustdata"},
     check_specs=ENRICHED_CONTACTS_CHECKS,
+    freshness_policy=enriched_contacts_freshness_policy(),
     retry_policy=download_retry_policy,
     pool="crustdata_downloads",
     description="Contact data per profile URL of a day's list: one row per unique valid URL.",
