@@ -13,8 +13,8 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.parquet as pq
 
-from crust_assets.defs.job_events import find_plan, iter_job_events
-from crust_assets.job_queue import JobEvent, PlanState
+from crust_assets.defs.job_events import find_plan, fold_plans
+from crust_assets.lifecycle.ledger import JobState, PlanState
 from crust_assets.storage import DataLayout
 from crust_assets.table import COLUMN_CREDITS, ENRICHED_CONTACTS_SCHEMA, FillStats
 
@@ -29,22 +29,10 @@ class PartitionFailed(RuntimeError):
 
 def job_progress(instance: dg.DagsterInstance, plan: PlanState) -> tuple[int, int, int]:
     """(queued, active, done) for a plan, from the sensor's job events."""
-    latest: dict[int, str] = {}
-    for _, event in iter_job_events(
-        instance, after_storage_id=plan.storage_id, partition=plan.date
-    ):
-        if event.get("plan_id") != plan.plan_id or "job_index" not in event:
-            continue
-        latest[int(event["job_index"])] = str(event["event"])
-    done = sum(
-        1 for name in latest.values() if name in (JobEvent.COMPLETED, JobEvent.NOT_SUBMITTED_ERASED)
-    )
-    active = sum(
-        1
-        for name in latest.values()
-        if name in (JobEvent.SUBMITTED, JobEvent.PROCESSING, JobEvent.SUBMITTING)
-    )
-    return plan.job_count - done - active, active, done
+    folded = fold_plans(instance, [plan]).plans[plan.key]
+    sent = (JobState.SUBMITTING, JobState.ACTIVE)
+    active = sum(1 for job in folded.jobs.values() if job.state in sent)
+    return plan.job_count - folded.done - active, active, folded.done
 
 
 def _materialized_after(

@@ -37,6 +37,17 @@ class LoadRunStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class LoadRun:
+    """The newest run of one load attempt, and how it stands (read from the instance)."""
+
+    run_id: str
+    attempt: int
+    status: LoadRunStatus
+    ended_at: float | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class LoadRetryPolicy:
     """env CRUST_MAX_LOAD_ATTEMPTS, CRUST_LOAD_RETRY_SECONDS, CRUST_LOAD_RETRY_MAX_SECONDS."""
 

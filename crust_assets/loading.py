@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from crust_assets.crustdata import CrustdataClient
 from crust_assets.erasure import erased_urls, publish_contacts
 from crust_assets.ingest import JobLedger, PartStats, coalesce_batches, job_batches
-from crust_assets.job_queue import PlanState
+from crust_assets.lifecycle.ledger import PlanState
 from crust_assets.storage import DataLayout, write_parquet_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA, FillStats, requested_columns
 

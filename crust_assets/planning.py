@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 from crust_assets.contact_history import contacts_dataset, newest_per_profile
 from crust_assets.crustdata.models import MAX_URLS_PER_JOB
 from crust_assets.erasure import erasure_fence
-from crust_assets.job_queue import PlanState, job_count_for, plan_key
+from crust_assets.lifecycle.ledger import PlanState, job_count_for, plan_key
 from crust_assets.storage import DataLayout, PlanFiles
 from crust_assets.table import (
     ENRICHED_CONTACTS_SCHEMA,

@@ -61,7 +61,8 @@ from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.emulator.results import AMZ_DATE_FORMAT, sign_path
 from crust_assets.emulator.store import RESULTS_DIR, SECRET_NAME
 from crust_assets.emulator.synth import synthetic_contacts
-from crust_assets.job_queue import JobEvent, QueueState
+from crust_assets.lifecycle.events import EventName as JobEvent
+from crust_assets.lifecycle.ledger import Ledger
 from crust_assets.storage import DataLayout
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
@@ -1179,7 +1180,7 @@ def _child_main(args: argparse.Namespace) -> int:
     if args.child == "tick":
         result = pipeline.tick()
         print(f"tick done: {result.skip_reason}", flush=True)
-        print(json.dumps(len(QueueState.from_cursor(result.cursor).slot_holders())))
+        print(json.dumps(len(Ledger.from_cursor(result.cursor).slot_holders())))
         return 0
     print("loading", flush=True)
     pipeline.defs.resolve_job_def(ENRICHED_JOB).execute_in_process(

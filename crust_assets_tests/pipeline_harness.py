@@ -18,7 +18,7 @@ import dagster as dg
 from crust_assets.definitions import ALL_ASSETS, build_definitions, with_table_io_manager
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.defs.sensors import contact_enrichment_sensor
-from crust_assets.job_queue import QueueState
+from crust_assets.lifecycle.ledger import Ledger
 from crust_assets.storage import DataLayout
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 
@@ -101,7 +101,7 @@ class Pipeline:
         assert isinstance(result, dg.SensorResult)
         if keep_cursor:
             self.cursor = result.cursor
-            state = QueueState.from_cursor(self.cursor)
+            state = Ledger.from_cursor(self.cursor)
             self.max_slot_holders_seen = max(self.max_slot_holders_seen, len(state.slot_holders()))
         return result
 

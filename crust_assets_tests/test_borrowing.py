@@ -14,7 +14,9 @@ import dagster as dg
 import pytest
 
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets.job_queue import JobEvent, PlanState, QueueState
+from crust_assets.lifecycle.events import EventName as JobEvent
+from crust_assets.lifecycle.events import parse_event
+from crust_assets.lifecycle.ledger import Ledger, PlanState
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 from crust_assets_tests.test_pipeline import expected_row
 
@@ -276,22 +278,24 @@ def test_a_plan_waiting_for_its_lenders_is_not_replaced_by_accident(tmp_path: Pa
 
 
 def test_cursor_keeps_lenders_and_reads_cursors_without_them() -> None:
-    state = QueueState()
+    state = Ledger()
     lender = PlanState(OLDER, "a", 1, 10, ["business_email"], "p/a.parquet", storage_id=1)
     borrower = PlanState(NEWER, "b", 0, 0, ["business_email"], "p/b.parquet", storage_id=2)
     borrower.lenders, borrower.borrowed = [lender.key], 5
     state.add_plan(lender)
     state.add_plan(borrower)  # no jobs of its own: completed at once, but waits for the lender
     state.forget_finished()
-    restored = QueueState.from_cursor(state.to_cursor())
+    restored = Ledger.from_cursor(state.to_cursor())
     assert restored.waits_for_lenders(restored.plans[borrower.key])
     assert restored.plans[borrower.key].borrowed == 5
     replacement = PlanState(NEWER, "c", 1, 10, ["business_email"], "p/c.parquet", storage_id=3)
-    assert QueueState.from_cursor(state.to_cursor()).add_plan(replacement) == [
+    assert Ledger.from_cursor(state.to_cursor()).add_plan(replacement) == [
         restored.plans[borrower.key]
     ]  # a waiting plan is superseded like an open one: its run is never requested
-    restored.apply({"event": JobEvent.PLAN_COMPLETED, "date": OLDER, "plan_id": "a"}, 0.0)
+    restored.apply(
+        parse_event({"event": JobEvent.PLAN_COMPLETED, "date": OLDER, "plan_id": "a"}), 0.0
+    )
     restored.forget_finished()
     assert restored.plans == {}
     old_cursor = state.to_cursor().replace('"lenders":["2026-11-10/a"],"borrowed":5,', "")
-    assert QueueState.from_cursor(old_cursor).plans[borrower.key].lenders == []
+    assert Ledger.from_cursor(old_cursor).plans[borrower.key].lenders == []

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets.job_queue import JobEvent
+from crust_assets.lifecycle.events import EventName as JobEvent
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 from crust_assets_tests.test_borrowing import plan_metadata, plan_settled, submitted
 from crust_assets_tests.test_pipeline import expected_row

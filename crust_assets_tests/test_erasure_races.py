@@ -25,7 +25,9 @@ import pytest
 from crust_assets import erasure
 from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.erasure import ErasureSettings, erasure_log, forget, scrub_file
-from crust_assets.job_queue import JobEvent, JobState, PlanState, QueueState
+from crust_assets.lifecycle.events import EventName as JobEvent
+from crust_assets.lifecycle.events import parse_event
+from crust_assets.lifecycle.ledger import Job, JobState, Ledger, PlanState
 from crust_assets.storage import DataLayout, LockTimeout, file_lock, write_parquet_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
@@ -327,20 +329,25 @@ def job_events(pipeline: Pipeline, date: str, name: str) -> list[dict]:
 
 
 def test_queue_counts_a_job_of_erased_people_done_and_keeps_each_jobs_sent_count() -> None:
-    state = QueueState()
+    state = Ledger()
     plan = PlanState(
         FIRST, "p1", job_count=2, url_count=301, fields=[], plan_path="p", storage_id=1
     )
     state.add_plan(plan)
     event = {"date": FIRST, "plan_id": "p1"}
-    state.apply({**event, "event": JobEvent.SUBMITTING, "job_index": 0, "url_count": 299}, 1.0)
     state.apply(
-        {**event, "event": JobEvent.NOT_SUBMITTED_ERASED, "job_index": 1, "url_count": 0}, 2.0
+        parse_event({**event, "event": JobEvent.SUBMITTING, "job_index": 0, "url_count": 299}), 1.0
     )
-    restored = QueueState.from_cursor(state.to_cursor()).plans[plan.key]
+    state.apply(
+        parse_event(
+            {**event, "event": JobEvent.NOT_SUBMITTED_ERASED, "job_index": 1, "url_count": 0}
+        ),
+        2.0,
+    )
+    restored = Ledger.from_cursor(state.to_cursor()).plans[plan.key]
     assert restored.next_index == 2 and restored.done == 1 and list(restored.jobs) == ["0"]
     assert restored.sent_size(restored.jobs["0"]) == 299 and restored.job_size(0) == 300
-    old = JobState(index=0, state="submitting")  # a cursor written before the count was kept
+    old = Job(index=0, state=JobState.SUBMITTING)  # a cursor written before the count was kept
     assert restored.sent_size(old) == 300
 
 

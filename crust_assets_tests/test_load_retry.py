@@ -14,7 +14,9 @@ import dagster as dg
 import pytest
 
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets.job_queue import MAX_ACTIVE_JOBS, JobEvent, PlanState, QueueState
+from crust_assets.lifecycle.events import EventName as JobEvent
+from crust_assets.lifecycle.events import PlanEvent, parse_event
+from crust_assets.lifecycle.ledger import MAX_ACTIVE_JOBS, Ledger, PlanState
 from crust_assets.load_retry import (
     LoadAction,
     LoadDecision,
@@ -80,24 +82,26 @@ def plan(plan_id: str, storage_id: int, date: str = DATE, jobs: int = 1) -> Plan
     return PlanState(date, plan_id, jobs, 10 * jobs, ["business_email"], "p.parquet", storage_id)
 
 
-def event(name: str, plan_id: str, **fields: object) -> dict:
-    return {"event": name, "date": DATE, "plan_id": plan_id, **fields}
+def event(name: str, plan_id: str, **fields: object) -> PlanEvent:
+    parsed = parse_event({"event": name, "date": DATE, "plan_id": plan_id, **fields})
+    assert parsed is not None
+    return parsed
 
 
-def completed_and_requested(state: QueueState, plan_id: str) -> PlanState:
+def completed_and_requested(state: Ledger, plan_id: str) -> PlanState:
     state.apply(event(JobEvent.PLAN_COMPLETED, plan_id), 1.0)
     state.apply(event(JobEvent.LOAD_REQUESTED, plan_id, attempt=1), 2.0)
     return state.plans[f"{DATE}/{plan_id}"]
 
 
 def test_a_requested_load_keeps_the_plan_until_it_is_settled() -> None:
-    state = QueueState()
+    state = Ledger()
     state.add_plan(plan("a", 1))
     tracked = completed_and_requested(state, "a")
     state.forget_finished()
     assert state.plans and tracked.load_pending and state.loadable_plans() == [tracked]
     state.apply(event(JobEvent.LOAD_FAILED, "a", attempt=1, message="503", retry_at=70.0), 10.0)
-    restored = QueueState.from_cursor(state.to_cursor())
+    restored = Ledger.from_cursor(state.to_cursor())
     waiting = restored.plans[tracked.key]
     assert (waiting.load_state, waiting.load_attempt, waiting.load_retry_at) == ("waiting", 1, 70)
     assert (waiting.load_failed_at, waiting.load_error) == (10.0, "503")
@@ -109,7 +113,7 @@ def test_a_requested_load_keeps_the_plan_until_it_is_settled() -> None:
 
 
 def test_a_load_being_retried_holds_no_slot_and_blocks_no_plan() -> None:
-    state = QueueState()
+    state = Ledger()
     state.add_plan(plan("a", 1))
     completed_and_requested(state, "a")
     state.apply(event(JobEvent.LOAD_FAILED, "a", attempt=1, message="503", retry_at=70.0), 10.0)
@@ -120,7 +124,7 @@ def test_a_load_being_retried_holds_no_slot_and_blocks_no_plan() -> None:
 
 
 def test_a_new_plan_of_the_day_supersedes_a_load_being_retried() -> None:
-    state = QueueState()
+    state = Ledger()
     state.add_plan(plan("a", 1))
     old = completed_and_requested(state, "a")
     state.apply(event(JobEvent.LOAD_FAILED, "a", attempt=1, message="503", retry_at=70.0), 10.0)
@@ -132,18 +136,18 @@ def test_a_new_plan_of_the_day_supersedes_a_load_being_retried() -> None:
 
 
 def test_cursors_written_before_load_tracking_still_load() -> None:
-    state = QueueState()
+    state = Ledger()
     state.add_plan(plan("a", 1))
     current = state.to_cursor()
-    assert '"v":2' in current
-    old = current.replace('"v":2', '"v":1')
+    assert '"v":3' in current
+    old = current.replace('"v":3', '"v":1')
     for field in ("load_state", "load_attempt", "load_failed_at", "load_retry_at", "load_error"):
         old = old.replace(f'"{field}":null,', "").replace(f'"{field}":0,', "")
     assert "load_" not in old
-    restored = QueueState.from_cursor(old)
+    restored = Ledger.from_cursor(old)
     assert restored.plans[f"{DATE}/a"].load_state is None
-    with pytest.raises(ValueError, match="version 3"):
-        QueueState.from_cursor(current.replace('"v":2', '"v":3'))
+    with pytest.raises(ValueError, match="version 4"):
+        Ledger.from_cursor(current.replace('"v":3', '"v":4'))
 
 
 # ---- end to end: the store is down, then back; nobody steps in ----------------------------------
@@ -184,7 +188,7 @@ def test_a_load_failing_while_the_store_is_down_is_requested_again_and_loads(
         if result.run_requests:
             break
         waited.append(summary(result))
-        state = QueueState.from_cursor(pipeline.cursor)
+        state = Ledger.from_cursor(pipeline.cursor)
         assert state.free_slots() == MAX_ACTIVE_JOBS  # a load being retried holds no job slot
         time.sleep(0.3)
     # The tick summary said which attempt comes next and why the last one failed.
@@ -214,7 +218,7 @@ def test_a_load_failing_while_the_store_is_down_is_requested_again_and_loads(
     failed = load_events(pipeline)[1]
     assert "503" in failed["message"] and failed["retry_at"] > failed["failed_at"]
     assert not pipeline.tick().run_requests
-    assert QueueState.from_cursor(pipeline.cursor).plans == {}
+    assert Ledger.from_cursor(pipeline.cursor).plans == {}
     assert len(emulator.admin.submissions()) == 1  # loading again never buys again
     # A sensor whose cursor was reset finds the loaded run: nothing requested, nothing written.
     count = len(pipeline.observations(DATE))
@@ -244,4 +248,4 @@ def test_a_load_run_someone_canceled_is_not_requested_again(
     assert "load given up after attempt 1" in summary(after) and "canceled" in summary(after)
     [given_up] = [e for e in load_events(pipeline) if e["event"] == JobEvent.LOAD_GIVEN_UP]
     assert "not retried" in given_up["message"]
-    assert QueueState.from_cursor(pipeline.cursor).plans == {}
+    assert Ledger.from_cursor(pipeline.cursor).plans == {}

@@ -19,7 +19,7 @@ from crust_assets.crustdata import CrustdataClient
 from crust_assets.defs.borrowing import BorrowedRows
 from crust_assets.emulator import EmulatorProcess
 from crust_assets.erasure import forget
-from crust_assets.job_queue import PlanState
+from crust_assets.lifecycle.ledger import PlanState
 from crust_assets.loading import LoadReport, load_partition
 from crust_assets.planning import Plan, make_plan, write_plan
 from crust_assets.storage import DataLayout

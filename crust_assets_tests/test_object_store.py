@@ -37,7 +37,7 @@ from crust_assets.erasure import (
     erasure_log,
     forget,
 )
-from crust_assets.job_queue import QueueState
+from crust_assets.lifecycle.ledger import Ledger
 from crust_assets.storage import DataLayout, upload_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA, empty_row
 from crust_assets.webhook import read_hints
@@ -330,7 +330,7 @@ def test_webhook_hints_go_through_the_bucket_to_the_sensor(
         pipeline.plan(DATE)
         first = pipeline.tick()  # submits the one job; its poll is now an hour away
         assert not first.run_requests
-        [job] = [job for _, job in QueueState.from_cursor(pipeline.cursor).slot_holders()]
+        [job] = [job for _, job in Ledger.from_cursor(pipeline.cursor).slot_holders()]
 
         hints = _wait_for(lambda: read_hints(layout), timeout=30)
         assert set(hints) == {job.batch_id}

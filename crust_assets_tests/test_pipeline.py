@@ -11,7 +11,8 @@ import pytest
 
 from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.emulator.synth import synthetic_contacts
-from crust_assets.job_queue import JobEvent, QueueState
+from crust_assets.lifecycle.events import EventName as JobEvent
+from crust_assets.lifecycle.ledger import Ledger
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 
@@ -112,7 +113,7 @@ def test_large_partition_runs_in_rounds_of_at_most_five_jobs(
     pipeline.plan(DATE)
     first = pipeline.tick()
     assert not first.run_requests
-    assert len(QueueState.from_cursor(pipeline.cursor).slot_holders()) == 5
+    assert len(Ledger.from_cursor(pipeline.cursor).slot_holders()) == 5
     [run] = pipeline.drive(until_runs=1)
     assert run.success
     assert pipeline.max_slot_holders_seen <= 5
@@ -133,7 +134,7 @@ def test_second_partition_waits_behind_the_first(
     pipeline.write_list(newer, make_urls("newer", 900))  # 3 jobs, planned while older is in flight
     pipeline.plan(newer)
     pipeline.tick()
-    state = QueueState.from_cursor(pipeline.cursor)
+    state = Ledger.from_cursor(pipeline.cursor)
     assert len(state.slot_holders()) == 5
     runs = pipeline.drive(until_runs=2, timeout=120)
     assert all(r.success for r in runs)

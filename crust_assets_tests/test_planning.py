@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from crust_assets.erasure import forget
-from crust_assets.job_queue import PlanState
+from crust_assets.lifecycle.ledger import PlanState
 from crust_assets.planning import (
     PLAN_SCHEMA,
     Lender,

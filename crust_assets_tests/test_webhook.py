@@ -164,7 +164,7 @@ def test_hints_are_consumed_and_an_unreachable_store_only_means_polling(tmp_path
     port here, through real s3fs/botocore) must cost a note, never the tick."""
     import s3fs
 
-    from crust_assets.defs.sensors import hinted_batch_ids
+    from crust_assets.defs.hints import hinted_batch_ids
     from crust_assets.webhook import write_hint
 
     local = DataLayout(tmp_path / "data")

@@ -25,11 +25,12 @@ import dagster as dg
 import pyarrow as pa
 
 from crust_assets.crustdata import CrustdataClient
+from crust_assets.crustdata.models import MAX_URLS_PER_JOB
 from crust_assets.defs.job_events import BATCH_ASSET_KEY
 from crust_assets.defs.resources import DataRoot, EnrichmentSettings
 from crust_assets.defs.sensors import SubmitterTick
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets.job_queue import MAX_ACTIVE_JOBS, MAX_URLS_PER_JOB, QueueState, job_count_for
+from crust_assets.lifecycle.ledger import MAX_ACTIVE_JOBS, Ledger, job_count_for
 from crust_assets.planning import PLAN_SCHEMA
 from crust_assets.storage import DataLayout, write_table_atomic
 
@@ -82,7 +83,7 @@ class TickDriver:
         self.cursor: str | None = None
 
     def tick(self) -> dict[str, Any]:
-        before = QueueState.from_cursor(self.cursor)
+        before = Ledger.from_cursor(self.cursor)
         active = len(before.slot_holders())
         context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor)
         tick = SubmitterTick(context, self.client, self.settings, self.data_root)
@@ -90,7 +91,7 @@ class TickDriver:
         result = tick.run()
         seconds = time.perf_counter() - wall0
         self.cursor = result.cursor
-        after = QueueState.from_cursor(self.cursor)
+        after = Ledger.from_cursor(self.cursor)
         # New jobs this tick: how far each plan's next job moved (finished plans leave the cursor
         # only once every job of theirs was submitted, so they add nothing new).
         submitted = sum(

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from crust_assets.crustdata import CrustdataClient
+from crust_assets.crustdata.models import MAX_URLS_PER_JOB
 from crust_assets.defs.resources import EMULATOR_PLACEHOLDER_KEY
 from crust_assets.demo import demo_environment, launch_partition, start_dagster_dev
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets.job_queue import MAX_ACTIVE_JOBS, MAX_URLS_PER_JOB
+from crust_assets.lifecycle.ledger import MAX_ACTIVE_JOBS
 
 DAEMON_LOOP_SECONDS = 5.0
 FIRST_DATE = date(2026, 3, 1)

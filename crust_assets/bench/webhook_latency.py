@@ -37,7 +37,7 @@ import httpx
 
 from crust_assets.demo import demo_environment, free_port, launch_partition, start_dagster_dev
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets.job_queue import JobEvent
+from crust_assets.lifecycle.events import EventName
 
 PRODUCTION_POLL_SECONDS = 30
 FIRST_DATE = date(2026, 4, 1)
@@ -125,7 +125,7 @@ def _dagster_timings(
         detected = {
             str(values["batch_id"]): record.timestamp
             for record, values in iter_job_events(instance)
-            if values.get("event") == JobEvent.COMPLETED and values.get("batch_id")
+            if values.get("event") == EventName.COMPLETED and values.get("batch_id")
         }
         runs: dict[str, tuple[float, float, float]] = {}
         for record in instance.get_run_records(

@@ -48,7 +48,7 @@ from crust_assets.defs.table_metadata import (
     table_definition_metadata,
 )
 from crust_assets.erasure import erased_urls, publish_contacts
-from crust_assets.job_queue import PlanState
+from crust_assets.lifecycle.ledger import PlanState
 from crust_assets.loading import LoadReport, load_partition
 from crust_assets.planning import Plan, PlanRequest, make_plan, write_plan
 from crust_assets.storage import (

@@ -28,12 +28,15 @@ import pyarrow.compute as pc
 from crust_assets.crustdata import CrustdataClient
 from crust_assets.defs.job_events import (
     find_plan,
+    fold_plans,
+    iter_materializations,
     iter_plan_records,
+    metadata_values,
     plan_from_record,
     plan_outcome,
 )
 from crust_assets.ingest import JobLedger, job_batches
-from crust_assets.job_queue import PlanState
+from crust_assets.lifecycle.ledger import PlanState, plan_key
 from crust_assets.planning import BORROWED_SCHEMA, Lender, lender_keys
 from crust_assets.storage import DataLayout
 from crust_assets.table import project_to_columns, requested_columns
@@ -44,35 +47,35 @@ ENRICHED_CONTACTS_KEY = dg.AssetKey("enriched_contacts")
 def lender_plans(
     instance: dg.DagsterInstance, date: str, fields: list[str], since: datetime
 ) -> list[Lender]:
-    """Plans of other partitions that `date`'s new plan may borrow from, oldest first."""
+    """Plans of other partitions that `date`'s new plan may borrow from, oldest first: the
+    ledger's rules (`Ledger.lenders_for`) over the newest plan of each date made since `since`,
+    folded in one pass over the event log."""
     newest: dict[str, PlanState] = {}
     for record in iter_plan_records(instance, after_timestamp=since.timestamp()):
         plan = plan_from_record(record)
         if plan is not None and plan.date != date:
             newest[plan.date] = plan  # oldest first: the last one seen is the partition's newest
     wanted = requested_columns(fields)
-    lenders = []
-    for plan in sorted(newest.values(), key=lambda p: p.storage_id):
-        if plan.job_count == 0 or not wanted <= requested_columns(plan.fields):
-            continue
-        if plan_loaded(instance, plan):
-            continue
-        outcome = plan_outcome(instance, plan)
-        if outcome.outcome != "superseded":
-            lenders.append(Lender(plan, set(outcome.abandoned)))
-    return lenders
-
-
-def plan_loaded(instance: dg.DagsterInstance, plan: PlanState) -> bool:
-    """Whether the partition's enriched_contacts holds this plan's results (its newest load)."""
-    result = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=ENRICHED_CONTACTS_KEY, asset_partitions=[plan.date]),
-        limit=1,
+    ledger = fold_plans(instance, newest.values())
+    lenders = ledger.lenders_for(
+        date,
+        lambda lender_fields: wanted <= requested_columns(lender_fields),
+        loaded_plan_keys(instance, since),
     )
-    if not result.records or result.records[0].asset_materialization is None:
-        return False
-    plan_id = result.records[0].asset_materialization.metadata.get("plan_id")
-    return getattr(plan_id, "value", plan_id) == plan.plan_id
+    return [Lender(plan, abandoned) for plan, abandoned in lenders]
+
+
+def loaded_plan_keys(instance: dg.DagsterInstance, since: datetime) -> set[str]:
+    """The plans whose results their partition's enriched_contacts holds (its newest load),
+    among the loads written since `since`."""
+    newest: dict[str, str] = {}
+    for record in iter_materializations(instance, ENRICHED_CONTACTS_KEY, since.timestamp()):
+        materialization = record.asset_materialization
+        if materialization is None or materialization.partition is None:
+            continue
+        plan_id = metadata_values(dict(materialization.metadata)).get("plan_id")
+        newest[materialization.partition] = plan_key(materialization.partition, str(plan_id))
+    return set(newest.values())
 
 
 class BorrowedRows:

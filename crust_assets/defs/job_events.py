@@ -6,13 +6,15 @@ The UI shows them on the asset's page; the sensor folds them back into its state
 `enriched_contacts` reads them to learn which job delivered which part of a plan.
 """
 
-from collections.abc import Callable, Iterator
+import copy
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
-from crust_assets.job_queue import JobEvent, PlanState
+from crust_assets.lifecycle.events import PlanEvent, parse_event
+from crust_assets.lifecycle.ledger import Ledger, PlanState
 
 BATCH_ASSET_KEY = dg.AssetKey("contact_enrichment_batch")
 PAGE_SIZE = 500
@@ -23,14 +25,14 @@ def metadata_values(metadata: dict[str, Any]) -> dict[str, Any]:
     return {k: getattr(v, "value", v) for k, v in metadata.items()}
 
 
-def record_job_event(
-    instance: dg.DagsterInstance, date: str, event: dict[str, Any], description: str
-) -> None:
+def record_event(instance: dg.DagsterInstance, event: PlanEvent) -> None:
     """Write one event now (not at the end of the tick): a crash must not lose it."""
-    metadata = {k: v for k, v in event.items() if v is not None}
     instance.report_runless_asset_event(
         dg.AssetObservation(
-            asset_key=BATCH_ASSET_KEY, partition=date, metadata=metadata, description=description
+            asset_key=BATCH_ASSET_KEY,
+            partition=event.date,
+            metadata=event.metadata(),
+            description=event.description,
         )
     )
 
@@ -74,6 +76,26 @@ def iter_job_events(
             yield record, metadata_values(dict(record.asset_observation.metadata))
 
 
+def iter_events(
+    instance: dg.DagsterInstance, **filters: Any
+) -> Iterator[tuple[dg.EventLogRecord, PlanEvent]]:
+    """The job events the sensor wrote, typed, in storage order (other observations skipped)."""
+    for record, metadata in iter_job_events(instance, **filters):
+        event = parse_event(metadata)
+        if event is not None:
+            yield record, event
+
+
+def recorded_batch_ids(instance: dg.DagsterInstance, since: float) -> set[str]:
+    """Batch ids named by job events written after `since` (unix seconds): jobs known to be
+    ours, including those already finished and gone from the sensor's ledger."""
+    return {
+        str(event["batch_id"])
+        for _, event in iter_job_events(instance, after_timestamp=since)
+        if event.get("batch_id")
+    }
+
+
 def latest_observation_storage_id(instance: dg.DagsterInstance) -> int:
     result = instance.fetch_observations(BATCH_ASSET_KEY, limit=1, ascending=False)
     return result.records[0].storage_id if result.records else 0
@@ -91,6 +113,14 @@ def iter_plan_records(
         after_storage_id=after_storage_id or None,
         after_timestamp=after_timestamp,
     )
+    return _paged(instance.fetch_materializations, records_filter)
+
+
+def iter_materializations(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, after_timestamp: float
+) -> Iterator[dg.EventLogRecord]:
+    """Materialisations of `asset_key` written after `after_timestamp`, oldest first."""
+    records_filter = dg.AssetRecordsFilter(asset_key=asset_key, after_timestamp=after_timestamp)
     return _paged(instance.fetch_materializations, records_filter)
 
 
@@ -136,36 +166,45 @@ def find_plan(
 class PlanOutcome:
     """What the event log says happened to one plan's jobs."""
 
-    # job index -> its job_completed event, or its job_not_submitted_erased one (no batch_id)
+    # job index -> a mapping with the delivering job's batch_id (none when every URL of the job
+    # was erased before it was sent: done, nothing delivered)
     completed: dict[int, dict[str, Any]]
     abandoned: dict[int, str]  # job index -> why it was given up
     outcome: str | None  # completed | failed | superseded | None (still running)
     failure: str | None
 
 
+def fold_plans(instance: dg.DagsterInstance, plans: Iterable[PlanState]) -> Ledger:
+    """A ledger of `plans` (with their deliveries), folded in one pass over the event log from
+    the oldest of them."""
+    ledger = Ledger(record_deliveries=True)
+    for plan in sorted(plans, key=lambda p: p.storage_id):
+        ledger.plans.setdefault(plan.key, copy.deepcopy(plan))  # the caller's plan is not folded
+    if not ledger.plans:
+        return ledger
+    first = min(p.storage_id for p in ledger.plans.values())
+    dates = sorted({p.date for p in ledger.plans.values()})
+    filters: dict[str, Any] = {"partition": dates[0]} if len(dates) == 1 else {}
+    for record, event in iter_events(instance, after_storage_id=first, **filters):
+        ledger.apply(event, record.timestamp)
+    return ledger
+
+
 def plan_outcome(instance: dg.DagsterInstance, plan: PlanState) -> PlanOutcome:
-    completed: dict[int, dict[str, Any]] = {}
-    abandoned: dict[int, str] = {}
-    outcome: str | None = None
-    failure: str | None = None
-    for _, event in iter_job_events(
-        instance, after_storage_id=plan.storage_id, partition=plan.date
-    ):
-        if event.get("plan_id") != plan.plan_id:
-            continue
-        name = event.get("event")
-        if name in (JobEvent.COMPLETED, JobEvent.NOT_SUBMITTED_ERASED):  # erased: done, no batch_id
-            completed[int(event["job_index"])] = event
-        elif name == JobEvent.ABANDONED:
-            abandoned[int(event["job_index"])] = str(event.get("message", ""))
-        elif name == JobEvent.JOBS_NOT_SUBMITTED:
-            first = int(event["first_job_index"])
-            for index in range(first, plan.job_count):
-                abandoned.setdefault(index, str(event.get("message", "")))
-        elif name == JobEvent.PLAN_COMPLETED:
-            outcome = "completed"
-        elif name == JobEvent.PLAN_FAILED:
-            outcome, failure = "failed", str(event.get("message", ""))
-        elif name == JobEvent.PLAN_SUPERSEDED:
-            outcome = "superseded"
-    return PlanOutcome(completed, abandoned, outcome, failure)
+    folded = fold_plans(instance, [plan]).plans[plan.key]
+    completed = {
+        index: ({"batch_id": batch_id} if batch_id else {})
+        for index, batch_id in folded.delivered.items()
+    }
+    outcome = str(folded.outcome) if folded.outcome else None
+    return PlanOutcome(completed, folded.abandoned_reasons(), outcome, folded.failure)
+
+
+def unsettled_lenders(instance: dg.DagsterInstance, plan: PlanState) -> list[str]:
+    """The plan's lenders that may still deliver (no outcome in the event log yet)."""
+    lenders = []
+    for key in plan.lenders:
+        date, plan_id = key.split("/", 1)
+        if (lender := find_plan(instance, date, plan_id)) is not None:
+            lenders.append(lender)
+    return fold_plans(instance, lenders).unsettled_lenders(plan)

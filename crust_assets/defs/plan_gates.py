@@ -6,19 +6,8 @@ The assets ask these before they plan or load. The answers come from the job-eve
 
 import dagster as dg
 
-from crust_assets.defs.job_events import PlanOutcome, find_plan, plan_outcome
-from crust_assets.job_queue import PlanState
-
-
-def unsettled_lenders(instance: dg.DagsterInstance, plan: PlanState) -> list[str]:
-    """The plan's lenders that may still deliver (no outcome in the event log yet)."""
-    waiting = []
-    for key in plan.lenders:
-        date, plan_id = key.split("/", 1)
-        lender = find_plan(instance, date, plan_id)
-        if lender is not None and plan_outcome(instance, lender).outcome is None:
-            waiting.append(key)
-    return waiting
+from crust_assets.defs.job_events import PlanOutcome, find_plan, plan_outcome, unsettled_lenders
+from crust_assets.lifecycle.ledger import PlanState
 
 
 def unfinished_plan_failure(instance: dg.DagsterInstance, date: str) -> dg.Failure | None:

@@ -1,0 +1,202 @@
+"""The submitter's executor: one tick of `contact_enrichment_sensor`.
+
+It reads the events written since its cursor, asks `crust_assets.lifecycle.decide` what to do,
+runs each action against the API and records what happened. Every event is written to the
+event log before it is folded into the ledger, so a tick that dies mid-way replays to the
+same state on the next tick, and an accepted job is never submitted again.
+"""
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TypeVar
+
+import dagster as dg
+
+from crust_assets.crustdata import CrustdataClient, CrustdataError
+from crust_assets.crustdata.redact import SecretScrubber
+from crust_assets.defs import job_events as log
+from crust_assets.defs.hints import poll_due
+from crust_assets.defs.job_urls import JobUrls
+from crust_assets.defs.loads import latest_load_run, load_run_request, pending_load_done
+from crust_assets.defs.pools import ensure_planner_pool_limit
+from crust_assets.defs.resources import DataRoot, EnrichmentSettings
+from crust_assets.lifecycle import answers, decide
+from crust_assets.lifecycle.events import PlanEvent
+from crust_assets.lifecycle.ledger import Ledger, LoadState
+from crust_assets.lifecycle.settings import SENSOR_CALL_TIMEOUT_SECONDS, LifecycleSettings
+
+T = TypeVar("T")
+
+
+class SubmitterTick:
+    """One evaluation of the submitter: poll, look up, submit, finish, load, in a time budget."""
+
+    def __init__(
+        self,
+        context: dg.SensorEvaluationContext,
+        client: CrustdataClient,
+        settings: EnrichmentSettings,
+        data_root: DataRoot,
+        *,
+        call_timeout: float = SENSOR_CALL_TIMEOUT_SECONDS,
+        clock: Callable[[], float] = time.time,
+        secrets: Sequence[str | None] = (),
+    ) -> None:
+        self.context, self.instance, self.client = context, context.instance, client
+        self.settings, self.layout, self.clock = settings, data_root.layout(), clock
+        self.rules = LifecycleSettings(
+            max_job_attempts=settings.max_job_attempts,
+            retry_cooldown_seconds=settings.retry_cooldown_seconds,
+            call_timeout_seconds=call_timeout,
+            load_policy=settings.load_retry_policy(),
+        )
+        self.deadline = clock() + settings.tick_budget_seconds
+        self.ledger = Ledger.from_cursor(context.cursor)
+        self.calls, self.notes, self.run_requests = 0, list[str](), list[dg.RunRequest]()
+        self.polls_ended = False  # the tick budget ran out, or the API refused the key
+        self.urls = JobUrls(self.layout, settings.allow_reenrich_erased)
+        # A failed run's text goes into events and the summary: the key and token stay out.
+        self.scrubber = SecretScrubber(settings.webhook_url, *secrets)
+
+    def run(self) -> dg.SensorResult:
+        if warning := ensure_planner_pool_limit(self.instance):
+            self.notes.append(warning)
+        self._discover_plans()
+        for record, event in log.iter_events(
+            self.instance, after_storage_id=self.ledger.observation_watermark
+        ):  # events written after the cursor's snapshot (a tick that died before saving)
+            self.ledger.apply(event, record.timestamp)
+            self.ledger.observation_watermark = record.storage_id
+        facts, now = self.ledger.facts, self.clock()
+        facts.poll_due = poll_due(
+            self.layout, self.ledger, self.settings.webhook_url, now, self.notes
+        )
+        self.ledger.last_poll_at = now if facts.poll_due else self.ledger.last_poll_at
+        self.ledger.clear_expired_pause(now)
+        while True:
+            facts.time_left = self.deadline - self.clock()
+            step = decide.next_step(self.ledger, self.clock(), self.rules)
+            if not step.actions:
+                break
+            for action in step.actions:
+                self._act(action)
+            facts.finished |= step.finishes
+        summary = decide.summary(self.ledger, self.calls, self.notes)
+        latest = log.latest_observation_storage_id(self.instance)
+        self.ledger.observation_watermark = max(self.ledger.observation_watermark, latest)
+        self.ledger.forget_finished()
+        self.context.log.info(summary)
+        return dg.SensorResult(
+            run_requests=self.run_requests,
+            cursor=self.ledger.to_cursor(),
+            skip_reason=None if self.run_requests else summary,
+        )
+
+    def _discover_plans(self) -> None:
+        after = self.ledger.plan_watermark
+        for record in log.iter_plan_records(self.instance, after_storage_id=after):
+            self.ledger.plan_watermark = record.storage_id
+            if (plan := log.plan_from_record(record)) is None:
+                continue
+            for old in self.ledger.add_plan(plan):
+                if old.load_pending and pending_load_done(self.instance, old):
+                    old.load_state = LoadState.LOADED  # its run loaded it already
+                else:
+                    self._record(decide.superseded(old, plan.plan_id))
+
+    def _record(self, *events: PlanEvent) -> None:
+        for event in events:
+            log.record_event(self.instance, event)  # first the log, the truth; then the fold
+            self.ledger.apply(event, self.clock())
+
+    def _act(self, action: decide.Action) -> None:
+        plans, facts = self.ledger.plans, self.ledger.facts
+        match action:
+            case decide.Poll(key, index, batch_id):
+                self._poll(key, index, batch_id)
+            case decide.FindLostSubmit():
+                self._find_lost_submits()
+            case decide.Submit(key, index, attempt):
+                self._submit(key, index, attempt)
+            case decide.Record(events, notes):
+                self._record(*events)
+                self.notes.extend(notes)
+            case decide.Note(text):
+                self.notes.append(text)
+            case decide.LookUpLoadRun(key, attempt):
+                run = latest_load_run(self.instance, plans[key].plan_id, attempt)
+                if run is not None:  # its failure text goes into events: no secret in it
+                    run = replace(run, reason=self.scrubber.text(run.reason))
+                facts.load_runs[(key, attempt)] = run
+            case decide.AdoptLoadRun(key, attempt):
+                plans[key].load_state, plans[key].load_attempt = LoadState.REQUESTED, attempt
+            case decide.MarkLoaded(key, note):
+                plans[key].load_state = LoadState.LOADED
+                self.notes.extend([note] if note else [])
+            case decide.RequestLoad(key, attempt, event, note):
+                self._record(*([event] if event else []))
+                self.notes.extend([note] if note else [])
+                self.run_requests.append(load_run_request(plans[key], attempt))
+
+    def _poll(self, key: str, index: int, batch_id: str) -> None:
+        if self.polls_ended:
+            return
+        if self.deadline - self.clock() <= self.rules.call_reserve_seconds:
+            self.notes.append("tick budget reached while polling")
+            self.polls_ended = True
+            return
+        plan = self.ledger.plans[key]
+        answer = self._call(lambda: self.client.status(batch_id))
+        result = answers.poll_answer(plan, plan.jobs[str(index)], answer, self.clock(), self.rules)
+        self.polls_ended = result.stop
+        self._apply(result)
+
+    def _call(self, call: Callable[[], T]) -> T | CrustdataError:
+        """One API call: its answer, or the client's error as a value."""
+        self.calls += 1
+        try:
+            return call()
+        except CrustdataError as error:
+            return error
+
+    def _apply(self, answer: answers.Answer) -> None:
+        self._record(*answer.events)
+        self.notes.extend(answer.notes)
+        if answer.pause:
+            self.ledger.pause(self.clock() + self.rules.pause_seconds, answer.pause)
+            self.context.log.error(f"contact_enrichment_sensor: submissions paused: {answer.pause}")
+            self.notes.append(f"submissions paused: {answer.pause}")
+        if answer.credits_exhausted:
+            given_up = answers.credits_exhausted(self.ledger, answer.credits_exhausted)
+            error = f"the account ran out of credits ({answer.credits_exhausted})"
+            self.context.log.error(f"contact_enrichment_sensor: not submitted: {error}")
+            self._record(*given_up)
+
+    def _find_lost_submits(self) -> None:
+        unconfirmed = self.ledger.unconfirmed()
+        earliest = min((job.window_start or job.since) for _, job in unconfirmed)
+        since = earliest - self.rules.clock_skew_seconds - 60.0
+        known = self.ledger.known_batch_ids() | log.recorded_batch_ids(self.instance, since)
+        listed = self._call(lambda: list(self.client.list_batches(limit=100)))
+        if isinstance(listed, CrustdataError):
+            self.notes.append(f"could not list batches to reconcile: {listed}")
+            return
+        self._apply(answers.lost_submit_answer(unconfirmed, listed, known, self.rules))
+
+    def _submit(self, key: str, index: int, attempt: int) -> None:
+        plan = self.ledger.plans[key]
+        if (sending := self.urls.to_send(plan, index)) is None:
+            self.notes.append(str(self.urls.problem))
+            self.ledger.facts.submits_stopped = True
+            return
+        urls, erased = sending
+        if not urls:
+            self._record(decide.not_submitted_erased(plan, index, attempt, erased))
+            return
+        self._record(decide.submitting(plan, index, attempt, len(urls), erased, self.clock()))
+        webhook = self.settings.webhook_url
+        response = self._call(lambda: self.client.submit(urls, plan.fields, webhook_url=webhook))
+        answer = answers.submit_answer(plan, plan.jobs[str(index)], response, self.clock())
+        self.ledger.facts.submits_stopped = answer.stop
+        self._apply(answer)

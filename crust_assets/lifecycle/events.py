@@ -1,0 +1,229 @@
+"""The job lifecycle's events as typed values, and their form in Dagster's event log.
+
+Each event is written as the metadata of one `AssetObservation` on `contact_enrichment_batch`
+(`event` names the kind). The names and keys are the ones the pipeline always wrote, so an event
+log written by any earlier version parses, and the UI, the tests and the fault matrix read the
+same metadata: `parse_event` fills a field an older log lacks with its default and returns None
+for a name it does not know; `Event.metadata()` writes exactly the keys with a value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import ClassVar
+
+
+class EventName(StrEnum):
+    """The `event` metadata values; never renamed, or old logs would stop loading."""
+
+    SUBMITTING = "job_submitting"  # intent, written before the POST: a crash after it is looked up
+    SUBMITTED = "job_submitted"
+    PROCESSING = "job_processing"
+    COMPLETED = "job_completed"
+    FAILED = "job_failed"  # the API said failed; retried after a cool-down while attempts remain
+    DEFERRED = "job_deferred"  # not accepted (no slot, API trouble): back in the queue, not billed
+    SUBMISSION_UNCONFIRMED = "job_submission_unconfirmed"  # sent, no answer, not found (yet)
+    ABANDONED = "job_abandoned"  # given up: attempts exhausted, refused, or unconfirmable
+    # Every URL of the job was erased before it was sent: done, nothing to buy or deliver.
+    NOT_SUBMITTED_ERASED = "job_not_submitted_erased"
+    JOBS_NOT_SUBMITTED = "jobs_not_submitted"  # e.g. credits ran out: jobs >= first_job_index
+    PLAN_COMPLETED = "plan_completed"
+    PLAN_FAILED = "plan_failed"
+    PLAN_SUPERSEDED = "plan_superseded"
+    LOAD_REQUESTED = "load_requested"  # enriched_contacts[date] requested (attempt n)
+    LOAD_FAILED = "load_failed"  # that run failed before loading; retried after `retry_at`
+    LOAD_GIVEN_UP = "load_given_up"  # attempts exhausted, or a person canceled the run
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanEvent:
+    """Something that happened to one plan (a materialisation of the batch asset)."""
+
+    NAME: ClassVar[EventName]
+    date: str
+    plan_id: str
+    # The observation's description (what the UI shows); not part of the metadata.
+    description: str = field(default="", compare=False)
+
+    def metadata(self) -> dict[str, object]:
+        """The observation metadata: `event` first, then every field with a value."""
+        values: dict[str, object] = {"event": str(self.NAME)}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name != "description" and value is not None:
+                values[item.name] = value
+        return values
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEvent(PlanEvent):
+    """Something that happened to one job of a plan."""
+
+    job_index: int
+    attempt: int = 1
+    job_count: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSubmitting(JobEvent):
+    NAME = EventName.SUBMITTING
+    window_start: float | None = None
+    url_count: int | None = None
+    erased_not_submitted: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSubmitted(JobEvent):
+    NAME = EventName.SUBMITTED
+    batch_id: str | None = None
+    status: str | None = None  # the API's own status of the job
+    url_count: int | None = None
+    reconciled: bool | None = None  # found through GET /batch after a lost answer
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobProcessing(JobEvent):
+    NAME = EventName.PROCESSING
+    batch_id: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobCompleted(JobEvent):
+    NAME = EventName.COMPLETED
+    batch_id: str | None = None
+    status: str | None = None
+    result_count: int | None = None
+    entities_fulfilled: int | None = None
+    completed_at: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFailed(JobEvent):
+    NAME = EventName.FAILED
+    batch_id: str | None = None
+    status: str | None = None
+    message: str | None = None
+    retry_at: float | None = None  # None: the last attempt
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobDeferred(JobEvent):
+    NAME = EventName.DEFERRED
+    message: str | None = None
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSubmissionUnconfirmed(JobEvent):
+    NAME = EventName.SUBMISSION_UNCONFIRMED
+    reconcile_tries: int | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobAbandoned(JobEvent):
+    NAME = EventName.ABANDONED
+    message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobNotSubmittedErased(JobEvent):
+    NAME = EventName.NOT_SUBMITTED_ERASED
+    url_count: int | None = None
+    erased_not_submitted: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobsNotSubmitted(PlanEvent):
+    NAME = EventName.JOBS_NOT_SUBMITTED
+    first_job_index: int
+    message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanCompleted(PlanEvent):
+    NAME = EventName.PLAN_COMPLETED
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanFailed(PlanEvent):
+    NAME = EventName.PLAN_FAILED
+    message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanSuperseded(PlanEvent):
+    NAME = EventName.PLAN_SUPERSEDED
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadRequested(PlanEvent):
+    NAME = EventName.LOAD_REQUESTED
+    attempt: int | None = None
+    run_key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadFailed(PlanEvent):
+    NAME = EventName.LOAD_FAILED
+    attempt: int | None = None
+    message: str | None = None
+    failed_at: float | None = None
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadGivenUp(PlanEvent):
+    NAME = EventName.LOAD_GIVEN_UP
+    attempt: int | None = None
+    message: str | None = None
+
+
+Event = PlanEvent
+EVENT_TYPES: dict[str, type[PlanEvent]] = {
+    str(kind.NAME): kind
+    for kind in (
+        JobSubmitting,
+        JobSubmitted,
+        JobProcessing,
+        JobCompleted,
+        JobFailed,
+        JobDeferred,
+        JobSubmissionUnconfirmed,
+        JobAbandoned,
+        JobNotSubmittedErased,
+        JobsNotSubmitted,
+        PlanCompleted,
+        PlanFailed,
+        PlanSuperseded,
+        LoadRequested,
+        LoadFailed,
+        LoadGivenUp,
+    )
+}
+_CONVERTERS = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def parse_event(metadata: Mapping[str, object], description: str = "") -> PlanEvent | None:
+    """The event an observation's metadata (plain values) records; None when it is not one
+    (an unknown name, or a required field missing or malformed)."""
+    kind = EVENT_TYPES.get(str(metadata.get("event")))
+    if kind is None:
+        return None
+    values: dict[str, object] = {"description": description}
+    for item in fields(kind):
+        raw = metadata.get(item.name)
+        if item.name == "description" or raw is None:
+            continue
+        convert = _CONVERTERS[str(item.type).split(" |")[0]]
+        try:
+            values[item.name] = convert(raw)  # type: ignore[operator]
+        except (TypeError, ValueError):
+            return None
+    try:
+        return kind(**values)  # type: ignore[arg-type]
+    except TypeError:  # a required field (date, plan_id, job_index) is missing
+        return None

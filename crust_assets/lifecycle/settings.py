@@ -1,0 +1,34 @@
+"""The lifecycle's limits as one value: the sensor builds it from its resources, tests write it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from crust_assets.load_retry import LoadRetryPolicy
+
+# A job whose submit gets no answer is looked for in GET /batch on this many ticks before we
+# give up on it (and never resubmit it: that could bill the same URLs twice).
+MAX_RECONCILE_TRIES = 3
+# How long to stop submitting after the API refused the key or the account's credits.
+PAUSE_SECONDS = 300.0
+# Server clocks are not ours: accept a job created this much outside the submit window.
+CLOCK_SKEW_SECONDS = 5.0
+# Don't start a new API call when less than this is left of the tick budget.
+CALL_RESERVE_SECONDS = 2.0
+# One API call's read timeout inside a tick.
+SENSOR_CALL_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    """env CRUST_MAX_JOB_ATTEMPTS, CRUST_RETRY_COOLDOWN_SECONDS and the load retry settings;
+    the others are fixed bounds of a sensor tick."""
+
+    max_job_attempts: int = 3
+    retry_cooldown_seconds: float = 60.0
+    pause_seconds: float = PAUSE_SECONDS
+    max_reconcile_tries: int = MAX_RECONCILE_TRIES
+    clock_skew_seconds: float = CLOCK_SKEW_SECONDS
+    call_timeout_seconds: float = SENSOR_CALL_TIMEOUT_SECONDS
+    call_reserve_seconds: float = CALL_RESERVE_SECONDS
+    load_policy: LoadRetryPolicy = field(default_factory=LoadRetryPolicy)
