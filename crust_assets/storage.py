@@ -512,12 +512,18 @@ def write_parquet_atomic(
     *,
     file_mode: int | None = None,
     row_group_size: int | None = None,
+    use_dictionary: bool | list[str] = True,
 ) -> int:
-    """Stream record batches into `target` with the explicit schema; returns rows written."""
+    """Stream record batches into `target` with the explicit schema; returns rows written.
+
+    `use_dictionary`: the columns to dictionary-encode (all by default); naming only those with
+    few distinct values saves the writer building, then dropping, a dictionary per row group for
+    the unique ones.
+    """
     rows = 0
     with (
         atomic_path(target, file_mode, create=True) as temp,
-        pq.ParquetWriter(temp, schema, compression="zstd") as writer,
+        pq.ParquetWriter(temp, schema, compression="zstd", use_dictionary=use_dictionary) as writer,
     ):
         for batch in batches:
             if batch.schema != schema:

@@ -3,8 +3,9 @@
 The command is a process of its own: every module it imports is paid for before it reads a
 byte, and pandas, httpx and Dagster together cost about a second. None of them is needed to
 turn local result files into Parquet, so importing the package loads none of them, and the
-command loads none before it opens its input (nor httpx or Dagster at all). Each check runs in
-a fresh interpreter: this test process has imported them all already.
+command loads none, neither before it opens its input nor while it converts and writes (pyarrow
+would load pandas the first time it is given a Python value; see `crust_assets.ingest.buffers`).
+Each check runs in a fresh interpreter: this test process has imported them all already.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 HEAVY = ("pandas", "httpx", "dagster")
 
@@ -27,6 +29,7 @@ INGEST_MODULES = (
     "crust_assets.ingest.ledger",
     "crust_assets.ingest.jobs",
     "crust_assets.ingest.files",
+    "crust_assets.ingest.buffers",
 )
 
 
@@ -45,7 +48,10 @@ def test_importing_every_ingest_module_loads_no_pandas_httpx_or_dagster() -> Non
     assert loaded_after(code) == []
 
 
-def test_the_ingest_command_loads_none_of_them_before_it_reads_its_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "options", [[], ["--keep-duplicates"], ["--urls", "URLS"]], ids=["dedupe", "keep", "urls"]
+)
+def test_the_ingest_command_loads_none_of_them(tmp_path: Path, options: list[str]) -> None:
     source = tmp_path / "RESULTS.jsonl.gz"
     records = [
         {
@@ -53,12 +59,14 @@ def test_the_ingest_command_loads_none_of_them_before_it_reads_its_file(tmp_path
             "internal_id": i,
             "data": {"business_email": [{"email": f"p{i}@example.com", "status": "deliverable"}]},
         }
-        for i in range(3)
+        for i in (0, 1, 2, 1)  # a duplicate: the paths that drop rows run too
     ]
     source.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in records).encode()))
+    urls = tmp_path / "urls.txt"
+    urls.write_text("\n".join(str(r["original_identifier"]) for r in records[:3]) + "\n")
+    options = [str(urls) if o == "URLS" else o for o in options]
     out = tmp_path / "out.parquet"
-    # An audit hook notes what is loaded when the command opens its input; after the run, pandas
-    # may be there (pyarrow looks for it when it first converts a Python value), the others not.
+    # An audit hook notes what is loaded when the command opens its input.
     code = f"""
 import sys
 at_open = []
@@ -67,13 +75,14 @@ def hook(event, args):
         at_open.append(sorted({{m.split(".")[0] for m in sys.modules}} & {set(HEAVY)!r}))
 sys.addaudithook(hook)
 from crust_assets.cli import main
-assert main(["ingest", {str(source)!r}, "--out", {str(out)!r}]) == 0
+assert main(["ingest", {str(source)!r}, "--out", {str(out)!r}, *{options!r}]) == 0
 assert at_open == [[]], at_open
 """
-    assert set(loaded_after(code)) <= {"pandas"}
+    assert loaded_after(code) == []
     table = pq.read_table(out)
-    assert table.column("profile_url").to_pylist() == [r["original_identifier"] for r in records]
-    assert table.num_rows == 3
+    expected = [r["original_identifier"] for r in records]
+    kept = expected if options == ["--keep-duplicates"] else expected[:3]
+    assert table.column("profile_url").to_pylist() == kept
 
 
 def test_the_check_sees_a_heavy_import() -> None:

@@ -15,8 +15,11 @@ explicit schema, block by block, and every table column can then be derived with
 * `ledger`: per job, which submitted URLs were delivered; duplicates and strangers counted.
 * `jobs`: a completed job's parts, downloaded by the client, through the reader and the ledger.
 * `files`: the `crust-assets ingest` command's files, written atomically to one Parquet file.
+* `buffers`: the few Arrow constants and arrays the others make from, or read back into, numpy,
+  built from their buffers so that pyarrow never looks for pandas.
 
-Importing any of it imports neither pandas, httpx nor Dagster: the command pays for what it uses.
+Neither importing any of it nor running `crust-assets ingest` loads pandas, httpx or Dagster: the
+command pays for what it uses.
 """
 
 from __future__ import annotations

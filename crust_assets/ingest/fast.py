@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from crust_assets.ingest import buffers
 from crust_assets.table import EMAIL_TYPE, ENRICHED_CONTACTS_SCHEMA
 
 __all__ = ["EMAILS", "ENVELOPE_SCHEMA", "PHONES", "NotFast", "fast_block", "timestamp"]
@@ -81,6 +82,11 @@ _PY_WHITESPACE = (
 )
 _JSON_WHITESPACE = b" \t\r\n"
 _TIMESTAMP = ENRICHED_CONTACTS_SCHEMA.field("enriched_at").type
+# The constants compared with, typed as the columns they meet (see `buffers`: no pandas).
+_ZERO = buffers.integer(0, pa.int32())  # utf8_length and list_value_length are int32
+_FALSE = buffers.boolean(False)
+_EMPTY = buffers.string("")
+_DELIVERABLE = buffers.string("deliverable")
 
 
 class NotFast(Exception):
@@ -150,7 +156,7 @@ def _has_ambiguous_null(block: bytes) -> bool:
     raw = pa.Array.from_buffers(
         pa.large_binary(),
         1,
-        [None, pa.array([0, len(block)], pa.int64()).buffers()[1], pa.py_buffer(block)],
+        [None, pa.py_buffer(np.array([0, len(block)], dtype=np.int64)), pa.py_buffer(block)],
     )
     return bool(pc.match_substring_regex(raw, _AMBIGUOUS_NULL)[0].as_py())
 
@@ -158,7 +164,7 @@ def _has_ambiguous_null(block: bytes) -> bool:
 def _non_blank(strings: pa.Array) -> pa.Array:
     """True where a string has a character `str.strip()` keeps (null -> False)."""
     trimmed = pc.utf8_trim(strings, characters=_PY_WHITESPACE)
-    return pc.fill_null(pc.greater(pc.utf8_length(trimmed), 0), False)
+    return pc.fill_null(pc.greater(pc.utf8_length(trimmed), _ZERO), _FALSE)
 
 
 def _all_true(mask: pa.Array) -> bool:
@@ -174,7 +180,7 @@ def _check_emails(emails: pa.Array, name: str) -> None:
 
 
 def _non_empty(lists: pa.Array) -> pa.Array:
-    return pc.fill_null(pc.greater(pc.list_value_length(lists), 0), False)
+    return pc.fill_null(pc.greater(pc.list_value_length(lists), _ZERO), _FALSE)
 
 
 def _convert(
@@ -186,7 +192,8 @@ def _convert(
     """
     n = table.num_rows
     if n == 0:
-        return pa.RecordBatch.from_pylist([], schema=ENRICHED_CONTACTS_SCHEMA), False
+        empty = [pa.nulls(0, column.type) for column in ENRICHED_CONTACTS_SCHEMA]
+        return pa.RecordBatch.from_arrays(empty, schema=ENRICHED_CONTACTS_SCHEMA), False
     columns = {name: table.column(name).chunk(0) for name in table.column_names}
     data = columns["data"]
     if data.null_count:
@@ -201,7 +208,7 @@ def _convert(
     _check_emails(business, "business_email")
     _check_emails(personal, "personal_emails")
     phone_values = phones.flatten()
-    if phone_values.null_count or not _all_true(pc.not_equal(phone_values, "")):
+    if phone_values.null_count or not _all_true(pc.not_equal(phone_values, _EMPTY)):
         raise NotFast("phone_numbers has a null or empty entry")
     # `{}` (reference: both []) and `{"other": 1}` (reference: both None) parse alike.
     empty_info = pc.and_(
@@ -218,7 +225,7 @@ def _convert(
             personal,
             phones,
             columns["internal_id"],
-            pa.repeat(pa.scalar(batch_id, pa.string()), n),
+            pa.repeat(buffers.string(batch_id), n),
             pa.repeat(timestamp(enriched_at), n),
             matched,
             _primary_emails(business),
@@ -229,7 +236,8 @@ def _convert(
 
 
 def timestamp(value: datetime | None) -> pa.Scalar:
-    return pa.scalar(value, _TIMESTAMP)
+    """`enriched_at` as the table's timestamp (a naive time is UTC)."""
+    return buffers.timestamp(value, _TIMESTAMP)
 
 
 def _primary_emails(business: pa.Array) -> pa.Array:
@@ -238,15 +246,15 @@ def _primary_emails(business: pa.Array) -> pa.Array:
     flat = business.flatten()
     if len(flat) == 0:
         return pa.nulls(n, pa.string())
-    lengths = pc.fill_null(pc.list_value_length(business), 0).to_numpy()
+    lengths = buffers.integers_to_numpy(pc.fill_null(pc.list_value_length(business), _ZERO))
     starts = np.zeros(n, dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
     choice = np.where(lengths > 0, starts, -1)
-    deliverable = pc.fill_null(pc.equal(pc.struct_field(flat, "status"), "deliverable"), False)
-    hits = np.flatnonzero(deliverable.to_numpy(zero_copy_only=False))
+    deliverable = pc.fill_null(pc.equal(pc.struct_field(flat, "status"), _DELIVERABLE), _FALSE)
+    hits = np.flatnonzero(buffers.booleans_to_numpy(deliverable))
     if len(hits):
-        parents = pc.list_parent_indices(business).to_numpy()[hits]
+        parents = buffers.integers_to_numpy(pc.list_parent_indices(business))[hits]
         rows, first = np.unique(parents, return_index=True)
         choice[rows] = hits[first]
-    index = pa.array(choice, mask=choice < 0)
+    index = buffers.integers(choice, valid=choice >= 0)
     return pc.take(pc.struct_field(flat, "email"), index)

@@ -14,17 +14,37 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from crust_assets.crustdata.gzipped import open_decoded
+from crust_assets.ingest import buffers
 from crust_assets.ingest.ledger import JobLedger
 from crust_assets.ingest.parse import MAX_LINE_BYTES, PartStats, load_part
 from crust_assets.ingest.prefetch import in_thread
 from crust_assets.storage import write_parquet_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 
-__all__ = ["IngestReport", "SeenUrls", "default_batch_id", "ingest_files", "open_result_file"]
+__all__ = [
+    "DICTIONARY_COLUMNS",
+    "IngestReport",
+    "SeenUrls",
+    "default_batch_id",
+    "ingest_files",
+    "open_result_file",
+]
+
+#: The written file's dictionary-encoded columns: those with few distinct values (one batch id
+#: and one time per file, a handful of email statuses). Profile URLs, emails, phones and ids are
+#: nearly unique, so a dictionary for them is built and then dropped in every row group: with
+#: them, writing took twice as long and the file was 10% larger.
+DICTIONARY_COLUMNS = [
+    "batch_id",
+    "enriched_at",
+    "business_emails.list.element.status",
+    "personal_emails.list.element.status",
+]
 
 
 class SeenUrls:
@@ -55,7 +75,7 @@ class SeenUrls:
                 seen.add(key)
                 keep.append(True)
         self.duplicates += len(keep) - sum(keep)
-        return batch.filter(pa.array(keep, pa.bool_()))
+        return batch.filter(buffers.booleans(np.array(keep, dtype=bool)))
 
 
 def default_batch_id(path: Path) -> str:
@@ -135,7 +155,9 @@ def ingest_files(
         max_line_bytes=max_line_bytes,
     )
     # Parsing runs in a helper thread while this one writes Parquet (both release the GIL).
-    report.rows = write_parquet_atomic(out, in_thread(batches), ENRICHED_CONTACTS_SCHEMA)
+    report.rows = write_parquet_atomic(
+        out, in_thread(batches), ENRICHED_CONTACTS_SCHEMA, use_dictionary=DICTIONARY_COLUMNS
+    )
     if ledger is not None:
         missing = ledger.missing()
         report.duplicates, report.unexpected = ledger.duplicates, ledger.unexpected

@@ -13,7 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crust_assets.ingest import buffers
+
 __all__ = ["JobLedger"]
+
+_NOT_FOUND = buffers.integer(-1, pa.int32())  # index_in's positions are int32
 
 
 class JobLedger:
@@ -28,7 +32,7 @@ class JobLedger:
         if isinstance(expected, pa.ChunkedArray):
             expected = expected.combine_chunks()
         elif not isinstance(expected, pa.Array):
-            expected = pa.array(list(expected), pa.string())
+            expected = buffers.strings(list(expected))
         self.expected: pa.Array = pc.unique(expected.cast(pa.string()))
         self.delivered = np.zeros(len(self.expected), dtype=bool)
         self.duplicates = 0
@@ -40,7 +44,7 @@ class JobLedger:
             return batch
         position = pc.index_in(batch.column("profile_url"), value_set=self.expected)
         self.unexpected += position.null_count
-        positions = pc.fill_null(position, -1).to_numpy()
+        positions = buffers.integers_to_numpy(pc.fill_null(position, _NOT_FOUND))
         rows = np.flatnonzero(positions >= 0)
         if len(rows) == 0:
             return batch.slice(0, 0)
@@ -52,10 +56,10 @@ class JobLedger:
         self.duplicates += len(rows) - len(keep)
         if len(keep) == batch.num_rows:
             return batch
-        return batch.take(pa.array(keep))
+        return batch.take(buffers.integers(keep))
 
     def deliver_all(self) -> None:
         self.delivered[:] = True
 
     def missing(self) -> list[str]:
-        return self.expected.filter(pa.array(~self.delivered)).to_pylist()
+        return self.expected.filter(buffers.booleans(~self.delivered)).to_pylist()
