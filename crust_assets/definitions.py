@@ -27,6 +27,7 @@ from crust_assets.defs.sensors import (
     contact_enrichment_sensor,
     contact_url_list_file_sensor,
 )
+from crust_assets.defs.slack_alerts import slack_alerts
 from crust_assets.defs.table_metadata import TABLE_IO_MANAGER_KEY
 from crust_assets.tables_io import ContactTablesIOManager
 
@@ -63,6 +64,7 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Defin
             contact_url_list_file_sensor,
             contact_automation_sensor,
             enriched_contacts_freshness_sensor,
+            *slack_alerts(),  # none unless CRUST_SLACK_CHANNEL and SLACK_TOKEN are set
         ],
         schedules=[daily_contact_enrichment_schedule],
         resources=with_table_io_manager(resources) if resources is not None else build_resources(),

@@ -4,12 +4,13 @@ import dagster as dg
 
 from crust_assets.defs.jobs import plan_contact_enrichment_job
 from crust_assets.defs.resources import DataRoot
+from crust_assets.freshness import SCHEDULE_CRON
 
 
 @dg.schedule(
     name="daily_contact_enrichment_schedule",
     job=plan_contact_enrichment_job,
-    cron_schedule="0 6 * * *",
+    cron_schedule=SCHEDULE_CRON,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.STOPPED,
     description=(
