@@ -24,6 +24,8 @@ from dagster._daemon.freshness import FreshnessDaemon
 
 from crust_assets.defs.freshness import ON_TIME, enriched_contacts_freshness_sensor
 from crust_assets.defs.resources import DataRoot
+from crust_assets.emulator.process import EmulatorProcess
+from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 
 ASSET = dg.AssetKey("enriched_contacts")
 # Loading the code location as the daemon does, Dagster's own snapshot code reads the deprecated
@@ -150,3 +152,16 @@ def test_a_day_not_due_yet_is_not_judged(instance: dg.DagsterInstance, tmp_path:
     # 09:00: 1 December is not due before 10:00, and 30 November had no list and no schedule.
     events, _, skipped = _tick(instance, data, None, "2026-12-01T09:00:00")
     assert events is None and "2026-11-30" in skipped
+
+
+def test_a_planned_day_whose_jobs_run_past_the_deadline_says_so(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    """A real plan (emulator, real planning run), its jobs not done at 10:00: jobs running."""
+    pipeline = Pipeline(tmp_path / "data", emulator.base_url)
+    pipeline.write_list("2026-11-30", make_urls("late-day", 350))  # two jobs
+    assert pipeline.plan("2026-11-30").success
+    events, _, _ = _tick(pipeline.instance, tmp_path / "data", None, "2026-11-30T10:30:00")
+    [evaluation] = events
+    assert not evaluation.passed and evaluation.metadata["cause"].value == "jobs_running"
+    assert "0 of 2 jobs done" in evaluation.description
