@@ -5,22 +5,20 @@ No asset here submits a job: `contact_enrichment_batch` only plans and enqueues,
 root, written atomically with the contract schema; Dagster keeps lineage and metadata.
 """
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from crust_assets.contact_history import (
     PARTITIONED_CONTACTS_SCHEMA,
-    contacts_dataset,
+    all_contacts,
     newest_per_profile,
+    partition_count,
 )
 from crust_assets.defs.borrowing import BorrowedRows, lender_plans
 from crust_assets.defs.catalog_tags import asset_owners, asset_tags
@@ -46,6 +44,12 @@ from crust_assets.defs.table_metadata import (
     TABLE_IO_MANAGER_KEY,
     latest_column_lineage,
     table_definition_metadata,
+)
+from crust_assets.duckdb_views import (
+    DUCKDB_FILE,
+    build_database,
+    duckdb_open_note,
+    present_views,
 )
 from crust_assets.erasure import erased_urls, publish_contacts
 from crust_assets.lifecycle.ledger import PlanState
@@ -432,21 +436,19 @@ def coverage_dataset(layout: DataLayout) -> ds.Dataset:
 )
 def contacts_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
     layout = data_root.layout()
-    dataset = contacts_dataset(layout)
-    table = dataset.to_table() if dataset is not None else PARTITIONED_CONTACTS_SCHEMA.empty_table()
+    table = all_contacts(layout)
     latest = newest_per_profile(table).cast(PARTITIONED_CONTACTS_SCHEMA)
     target = layout.warehouse_dataset("contacts_latest") / PARTITION_FILE
     # The partitions were read above; people erased since are dropped as the file is published.
     published = publish_contacts(
         layout, target, lambda path: write_table_atomic(path, latest), "contacts_latest"
     )
-    partitions = len(pc.unique(table.column("date"))) if table.num_rows else 0
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": published.rows,
             "rows_dropped_erased": published.dropped,
             "dagster/column_schema": column_schema(with_date=True),
-            "partitions_read": partitions,
+            "partitions_read": partition_count(table),
             "rows_read": table.num_rows,
             "file": dg.MetadataValue.path(layout.url(target)),
         }
@@ -454,38 +456,6 @@ def contacts_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
 
 
 # ---- contacts_duckdb ----------------------------------------------------------------------------
-DUCKDB_FILE = "contacts.duckdb"
-
-
-def duckdb_view_sql(layout: DataLayout) -> dict[str, str]:
-    """The views, over the hive-partitioned files: always current, nothing copied.
-
-    On a remote root they name `s3://...` URLs: a connection needs that filesystem (an fsspec
-    one registered with `register_filesystem`, or DuckDB's httpfs) to query them.
-    """
-
-    def glob(dataset: str) -> str:
-        return layout.url(layout.warehouse_dataset(dataset) / "*" / "*.parquet").replace("'", "''")
-
-    latest = layout.url(layout.warehouse_dataset("contacts_latest") / PARTITION_FILE)
-    latest = latest.replace("'", "''")
-    return {
-        "enriched_contacts": (
-            f"SELECT * FROM read_parquet('{glob('enriched_contacts')}', hive_partitioning = true,"
-            " hive_types = {'date': DATE}, union_by_name = true)"
-        ),
-        "contact_coverage": (
-            f"SELECT * FROM read_parquet('{glob('contact_coverage')}', hive_partitioning = true,"
-            " hive_types = {'date': DATE})"
-        ),
-        "rejected_urls": (
-            f"SELECT * FROM read_parquet('{glob('rejected_urls')}', hive_partitioning = true,"
-            " hive_types = {'date': DATE})"
-        ),
-        "contacts_latest": f"SELECT * FROM read_parquet('{latest}')",
-    }
-
-
 @dg.asset(
     deps=[contacts_latest, contact_coverage],
     group_name=GROUP,
@@ -499,32 +469,10 @@ def contacts_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
     """On an object-store root the database is built in a local spool file, with views that
     name `s3://` URLs, and uploaded beside the warehouse like every other file: the views stay
     current, and the row counts below are read through the same fsspec filesystem."""
-    import duckdb
-
     layout = data_root.layout()
     target = layout.warehouse_dir / DUCKDB_FILE
-    views = {
-        name: sql
-        for name, sql in duckdb_view_sql(layout).items()
-        if layout.glob(layout.warehouse_dataset(name), "**/*.parquet")
-    }
-
-    def build(path: Path) -> dict[str, int]:
-        with private_build_path(path) as built:
-            connection = duckdb.connect(str(built))
-            try:
-                if not layout.is_local:
-                    connection.register_filesystem(layout.fs)
-                for name, sql in views.items():
-                    connection.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
-                return {
-                    name: connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-                    for name in views
-                }
-            finally:
-                connection.close()
-
-    counts = layout.publish(target, build)
+    views = present_views(layout)
+    counts = layout.publish(target, lambda path: build_database(layout, views, path))
     return dg.MaterializeResult(
         metadata={
             "file": dg.MetadataValue.path(layout.url(target)),
@@ -532,42 +480,4 @@ def contacts_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
             **{f"rows_{name}": count for name, count in counts.items()},
             "open_with": dg.MetadataValue.md(duckdb_open_note(layout, layout.url(target))),
         }
-    )
-
-
-@contextlib.contextmanager
-def private_build_path(path: Path) -> Iterator[Path]:
-    """A path for a file that DuckDB creates itself, in an owner-only directory beside `path`;
-    on success the finished file (CRUST_FILE_MODE) is moved to `path`.
-
-    DuckDB refuses a file created beforehand with the right mode, and makes its file and its
-    `.wal` with the process umask (0644 under the usual 022): inside a 0700 directory nobody
-    else can open them while they are built. Beside `path`, so the move is a rename.
-    """
-    import os
-    import tempfile
-
-    from crust_assets.storage import configured_file_mode
-
-    with tempfile.TemporaryDirectory(prefix=".duckdb-build-", dir=path.parent) as private:
-        built = Path(private) / path.name  # mkdtemp makes the directory 0700 whatever the umask
-        yield built
-        os.chmod(built, configured_file_mode())
-        os.replace(built, path)
-
-
-def duckdb_open_note(layout: DataLayout, target: str) -> str:
-    """How to open the database: directly when local; with the filesystem registered when not."""
-    if layout.is_local:
-        return f"```\nduckdb {target}\nSELECT * FROM contacts_latest LIMIT 10;\n```"
-    protocol = target.split("://", 1)[0]
-    return (
-        "The views read the Parquet files from the object store: query them with that "
-        "filesystem registered (same credentials and endpoint env vars as the pipeline), or "
-        "ATTACH the file with DuckDB's httpfs extension and an S3 secret.\n"
-        f"```python\nimport duckdb, fsspec\nfs = fsspec.filesystem({protocol!r})\n"
-        f"fs.get({target!r}, 'contacts.duckdb')\n"
-        "con = duckdb.connect('contacts.duckdb', read_only=True)\n"
-        "con.register_filesystem(fs)\n"
-        "con.sql('SELECT * FROM contacts_latest LIMIT 10').show()\n```"
     )

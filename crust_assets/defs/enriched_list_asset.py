@@ -100,23 +100,31 @@ def enriched_list(
     csv_target = csv_path(layout, date) if enrichment.export_csv else None
     published = publish_enriched_list(layout, target, csv_target, table, f"{ASSET}[{date}]")
     written = layout.read_table(target, columns=["line_number", "status"])
-    counts = status_counts(written)
+    files = (layout.url(target), layout.url(csv_target) if csv_target else None)
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": written.num_rows,
-            "dagster/column_schema": list_column_schema(published.table.schema),
-            **{f"lines_{status}": count for status, count in counts.items()},
-            "lines_by_status": dg.MetadataValue.md(
-                "| status | lines |\n|---|---|\n"
-                + "\n".join(f"| {s} | {n:,} |" for s, n in counts.items())
-            ),
-            "preview": dg.MetadataValue.md(preview_markdown(published.table)),
-            "lines_erased_at_publish": published.erased,
-            "file": dg.MetadataValue.path(layout.url(target)),
-            "csv_file": dg.MetadataValue.path(layout.url(csv_target)) if csv_target else "off",
-        },
+        metadata=list_metadata(written, published, *files),
         check_results=[every_line_once_check(lines.column("line_number"), written)],
     )
+
+
+def list_metadata(
+    written: pa.Table, published: "PublishedList", file_url: str, csv_url: str | None
+) -> dict[str, object]:
+    """What the UI shows of the per-line table: lines by status, a masked preview, its files."""
+    counts = status_counts(written)
+    return {
+        "dagster/row_count": written.num_rows,
+        "dagster/column_schema": list_column_schema(published.table.schema),
+        **{f"lines_{status}": count for status, count in counts.items()},
+        "lines_by_status": dg.MetadataValue.md(
+            "| status | lines |\n|---|---|\n"
+            + "\n".join(f"| {s} | {n:,} |" for s, n in counts.items())
+        ),
+        "preview": dg.MetadataValue.md(preview_markdown(published.table)),
+        "lines_erased_at_publish": published.erased,
+        "file": dg.MetadataValue.path(file_url),
+        "csv_file": dg.MetadataValue.path(csv_url) if csv_url else "off",
+    }
 
 
 def every_line_once_check(expected: pa.ChunkedArray, written: pa.Table) -> dg.AssetCheckResult:
