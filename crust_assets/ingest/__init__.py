@@ -4,7 +4,7 @@ Why this package exists: a partition can hold hundreds of thousands of profiles,
 record into a Python object (pydantic model, then a row dict) costs tens of microseconds per
 record. The documented envelope form is regular enough for `pyarrow.json` to parse it with an
 explicit schema, block by block, and every table column can then be derived with vectorised
-`pyarrow.compute` kernels. The asset (`enriched_contacts`, via `ContactsLoader`) and the
+`pyarrow.compute` kernels. The asset (`enriched_contacts`, via `crust_assets.loading`) and the
 `crust-assets ingest` command use the same code. One module per job:
 
 * `fast`: one block of envelope records to table columns, or a refusal (`NotFast`) wherever the
