@@ -27,11 +27,11 @@ from crust_assets.lifecycle import events as ev
 from crust_assets.lifecycle.decide import (
     FindLostSubmit,
     LookUpLoadRun,
-    MarkLoaded,
     Note,
     Poll,
     Record,
     RequestLoad,
+    SetLoadState,
     Submit,
 )
 from crust_assets.lifecycle.ledger import JobState, Ledger, LoadState, Outcome, Phase, PlanState
@@ -271,7 +271,7 @@ def test_a_canceled_load_is_not_retried_and_a_loaded_one_is_marked() -> None:
     assert isinstance(given_up.events[0], ev.LoadGivenUp)
     assert "a person stopped it" in str(given_up.events[0].message)
     loaded = LoadRun("r1", 1, LoadRunStatus.LOADED, ended_at=T0)
-    assert load_actions(ledger, loaded, T0) == [MarkLoaded(f"{DAY}/p1", None)]
+    assert load_actions(ledger, loaded, T0) == [SetLoadState(f"{DAY}/p1", LoadState.LOADED, 1)]
 
 
 def test_a_new_plan_of_the_day_stops_the_load_retries() -> None:
@@ -331,18 +331,24 @@ def test_at_most_five_jobs_hold_slots_oldest_partition_first() -> None:
     assert ledger.free_slots() == 0
 
 
-def test_polls_come_first_and_only_when_due() -> None:
-    ledger = make_ledger(jobs=1)
-    submit(ledger, next_submit(ledger, T0), accepted(1), T0)
+def test_polls_come_first_one_at_a_time_and_only_when_due() -> None:
+    ledger = make_ledger(jobs=2)
+    for n in (1, 2):
+        submit(ledger, next_submit(ledger, T0), accepted(n), T0)
     tick = make_tick(ledger)
-    assert decide.decide(tick, T0, SETTINGS) == [Poll(f"{DAY}/p1", 0, batch_id(1))]
+    step = decide.next_step(tick, T0, SETTINGS)
+    assert step.actions == [Poll(f"{DAY}/p1", 0, batch_id(1))] and step.finishes == set()
+    tick.facts.polled.add((f"{DAY}/p1", 0))
+    assert decide.decide(tick, T0, SETTINGS) == [Poll(f"{DAY}/p1", 1, batch_id(2))]
+    tick.facts.deadline = T0 + SETTINGS.call_reserve_seconds
+    assert decide.decide(tick, T0, SETTINGS) == [Note("tick budget reached while polling")]
     tick.facts.poll_due = False
     assert decide.decide(tick, T0, SETTINGS) == []
 
 
 def test_the_tick_budget_stops_submitting() -> None:
     ledger = make_ledger()
-    ledger.facts.time_left = SETTINGS.call_timeout_seconds + 1
+    ledger.facts.deadline = T0 + SETTINGS.call_timeout_seconds + 1
     ledger.facts.finished |= {Phase.POLL, Phase.LOOKUP}
     assert decide.decide(ledger, T0, SETTINGS) == [Note("tick budget reached before submitting")]
 

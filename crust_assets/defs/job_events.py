@@ -13,8 +13,9 @@ from typing import Any
 
 import dagster as dg
 
+from crust_assets.lifecycle.decide import superseded
 from crust_assets.lifecycle.events import PlanEvent, parse_event
-from crust_assets.lifecycle.ledger import Ledger, PlanState
+from crust_assets.lifecycle.ledger import Ledger, LoadState, PlanState
 
 BATCH_ASSET_KEY = dg.AssetKey("contact_enrichment_batch")
 PAGE_SIZE = 500
@@ -94,6 +95,41 @@ def recorded_batch_ids(instance: dg.DagsterInstance, since: float) -> set[str]:
         for _, event in iter_job_events(instance, after_timestamp=since)
         if event.get("batch_id")
     }
+
+
+def known_batch_ids(instance: dg.DagsterInstance, ledger: Ledger, margin: float) -> set[str]:
+    """Every job that is ours and so not a lost submit's: those in flight, and those any event
+    named since `margin` seconds before the earliest unconfirmed submit (a job of the same size
+    that completed a moment earlier must not make the look-up ambiguous)."""
+    earliest = min((job.window_start or job.since) for _, job in ledger.unconfirmed())
+    return ledger.known_batch_ids() | recorded_batch_ids(instance, earliest - margin)
+
+
+def replay_events(instance: dg.DagsterInstance, ledger: Ledger) -> None:
+    """Fold in the events written after the ledger's watermark (all of them for a new ledger;
+    after a tick that died before saving its cursor, the ones it wrote)."""
+    for record, event in iter_events(instance, after_storage_id=ledger.observation_watermark):
+        ledger.apply(event, record.timestamp)
+        ledger.observation_watermark = record.storage_id
+
+
+def discover_plans(
+    instance: dg.DagsterInstance, ledger: Ledger, loaded: Callable[[PlanState], bool]
+) -> list[PlanEvent]:
+    """Track the plans made after the ledger's plan watermark; returns the events superseding
+    the plans of the same date they replace (none for a plan whose pending load turns out to
+    have `loaded`: it is marked so instead)."""
+    superseding: list[PlanEvent] = []
+    for record in iter_plan_records(instance, after_storage_id=ledger.plan_watermark):
+        ledger.plan_watermark = record.storage_id
+        if (plan := plan_from_record(record)) is None:
+            continue
+        for old in ledger.add_plan(plan):
+            if old.load_pending and loaded(old):
+                old.load_state = LoadState.LOADED
+            else:
+                superseding.append(superseded(old, plan.plan_id))
+    return superseding
 
 
 def latest_observation_storage_id(instance: dg.DagsterInstance) -> int:

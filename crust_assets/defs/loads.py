@@ -16,6 +16,7 @@ import re
 
 import dagster as dg
 
+from crust_assets.crustdata.redact import SecretScrubber
 from crust_assets.defs.jobs import enriched_contacts_job
 from crust_assets.lifecycle.ledger import PlanState
 from crust_assets.load_retry import LoadRun, LoadRunStatus, load_run_key
@@ -29,10 +30,14 @@ _ENDED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 
 def latest_load_run(
-    instance: dg.DagsterInstance, plan_id: str, attempt: int | None = None
+    instance: dg.DagsterInstance,
+    plan_id: str,
+    attempt: int | None = None,
+    scrubber: SecretScrubber | None = None,
 ) -> LoadRun | None:
     """The newest load run of the plan (of `attempt`, if given). Runs requested before load
-    attempts were tagged count as attempt 1."""
+    attempts were tagged count as attempt 1. A failure text goes into events and the sensor's
+    summary: `scrubber` masks any secret in it."""
     records = instance.get_run_records(
         dg.RunsFilter(job_name=enriched_contacts_job.name, tags={PLAN_TAG: plan_id}),
         limit=MAX_RUNS_PER_PLAN,
@@ -42,6 +47,7 @@ def latest_load_run(
         run_attempt = int(run.tags.get(ATTEMPT_TAG, "1"))
         if attempt is None or run_attempt == attempt:
             status, reason = _run_status(instance, run)
+            reason = scrubber.text(reason) if scrubber else reason
             return LoadRun(run.run_id, run_attempt, status, record.end_time, reason)
     return None
 

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from crust_assets.crustdata import DEFAULT_BASE_URL, FIELDS, CrustdataClient, DownloadLimits
 from crust_assets.crustdata.limits import LIMIT_SETTINGS, host_patterns
+from crust_assets.lifecycle.settings import LifecycleSettings
 from crust_assets.load_retry import (
     DEFAULT_LOAD_RETRY_MAX_SECONDS,
     DEFAULT_LOAD_RETRY_SECONDS,
@@ -232,6 +233,15 @@ class EnrichmentSettings(dg.ConfigurableResource):
             max_attempts=self.max_load_attempts,
             first_backoff_seconds=self.load_retry_seconds,
             max_backoff_seconds=self.load_retry_max_seconds,
+        )
+
+    def lifecycle_settings(self, call_timeout_seconds: float) -> LifecycleSettings:
+        """The submitter's limits, with the read timeout its client really has."""
+        return LifecycleSettings(
+            max_job_attempts=self.max_job_attempts,
+            retry_cooldown_seconds=self.retry_cooldown_seconds,
+            call_timeout_seconds=call_timeout_seconds,
+            load_policy=self.load_retry_policy(),
         )
 
     def input_limits(self) -> InputLimits:

@@ -44,24 +44,16 @@ def contact_enrichment_sensor(
     enrichment: EnrichmentSettings,
     data_root: DataRoot,
 ) -> dg.SensorResult:
-    # Short per-call retry budget: the whole tick must end well inside Dagster's 60 s limit. A
-    # shorter read timeout configured on the resource wins; the tick's look-up window must use
-    # the timeout the client really had, so it is passed on.
+    # Short calls and retry budget: the tick must end well inside Dagster's 60 s limit (a shorter
+    # timeout set on the resource wins, and is the one the look-up window uses). The webhook URL
+    # holds the receiver's token: the client masks it in every server text, even when polling.
     timeout = min(crustdata.timeout_seconds, SENSOR_CALL_TIMEOUT_SECONDS)
-    # The webhook URL holds the receiver's token: the client masks it in every server text
-    # (an echoed webhook_url in a 400, a failed job's error_message), even on ticks that only poll.
+    masked, keys = (enrichment.webhook_url,), (crustdata.api_key,)
     with crustdata.client(
-        timeout=timeout,
-        max_retry_seconds=SENSOR_RETRY_SECONDS,
-        secrets=(enrichment.webhook_url,),
+        timeout=timeout, max_retry_seconds=SENSOR_RETRY_SECONDS, secrets=masked
     ) as client:
         tick = SubmitterTick(
-            context,
-            client,
-            enrichment,
-            data_root,
-            call_timeout=timeout,
-            secrets=(crustdata.api_key,),
+            context, client, enrichment, data_root, call_timeout=timeout, secrets=keys
         )
         return tick.run()
 

@@ -6,9 +6,9 @@ event log before it is folded into the ledger, so a tick that dies mid-way repla
 same state on the next tick, and an accepted job is never submitted again.
 """
 
+import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TypeVar
 
 import dagster as dg
@@ -23,8 +23,8 @@ from crust_assets.defs.pools import ensure_planner_pool_limit
 from crust_assets.defs.resources import DataRoot, EnrichmentSettings
 from crust_assets.lifecycle import answers, decide
 from crust_assets.lifecycle.events import PlanEvent
-from crust_assets.lifecycle.ledger import Ledger, LoadState
-from crust_assets.lifecycle.settings import SENSOR_CALL_TIMEOUT_SECONDS, LifecycleSettings
+from crust_assets.lifecycle.ledger import Ledger, PlanState
+from crust_assets.lifecycle.settings import SENSOR_CALL_TIMEOUT_SECONDS
 
 T = TypeVar("T")
 
@@ -44,17 +44,11 @@ class SubmitterTick:
         secrets: Sequence[str | None] = (),
     ) -> None:
         self.context, self.instance, self.client = context, context.instance, client
-        self.settings, self.layout, self.clock = settings, data_root.layout(), clock
-        self.rules = LifecycleSettings(
-            max_job_attempts=settings.max_job_attempts,
-            retry_cooldown_seconds=settings.retry_cooldown_seconds,
-            call_timeout_seconds=call_timeout,
-            load_policy=settings.load_retry_policy(),
-        )
+        self.webhook_url, self.layout, self.clock = settings.webhook_url, data_root.layout(), clock
+        self.rules = settings.lifecycle_settings(call_timeout)
         self.deadline = clock() + settings.tick_budget_seconds
         self.ledger = Ledger.from_cursor(context.cursor)
         self.calls, self.notes, self.run_requests = 0, list[str](), list[dg.RunRequest]()
-        self.polls_ended = False  # the tick budget ran out, or the API refused the key
         self.urls = JobUrls(self.layout, settings.allow_reenrich_erased)
         # A failed run's text goes into events and the summary: the key and token stay out.
         self.scrubber = SecretScrubber(settings.webhook_url, *secrets)
@@ -62,20 +56,13 @@ class SubmitterTick:
     def run(self) -> dg.SensorResult:
         if warning := ensure_planner_pool_limit(self.instance):
             self.notes.append(warning)
-        self._discover_plans()
-        for record, event in log.iter_events(
-            self.instance, after_storage_id=self.ledger.observation_watermark
-        ):  # events written after the cursor's snapshot (a tick that died before saving)
-            self.ledger.apply(event, record.timestamp)
-            self.ledger.observation_watermark = record.storage_id
-        facts, now = self.ledger.facts, self.clock()
-        facts.poll_due = poll_due(
-            self.layout, self.ledger, self.settings.webhook_url, now, self.notes
-        )
-        self.ledger.last_poll_at = now if facts.poll_due else self.ledger.last_poll_at
-        self.ledger.clear_expired_pause(now)
+        loaded = functools.partial(pending_load_done, self.instance)
+        self._record(*log.discover_plans(self.instance, self.ledger, loaded))
+        log.replay_events(self.instance, self.ledger)
+        now = self.clock()
+        due = poll_due(self.layout, self.ledger, self.webhook_url, now, self.notes)
+        facts = self.ledger.start_tick(now, self.deadline, due)
         while True:
-            facts.time_left = self.deadline - self.clock()
             step = decide.next_step(self.ledger, self.clock(), self.rules)
             if not step.actions:
                 break
@@ -93,18 +80,6 @@ class SubmitterTick:
             skip_reason=None if self.run_requests else summary,
         )
 
-    def _discover_plans(self) -> None:
-        after = self.ledger.plan_watermark
-        for record in log.iter_plan_records(self.instance, after_storage_id=after):
-            self.ledger.plan_watermark = record.storage_id
-            if (plan := log.plan_from_record(record)) is None:
-                continue
-            for old in self.ledger.add_plan(plan):
-                if old.load_pending and pending_load_done(self.instance, old):
-                    old.load_state = LoadState.LOADED  # its run loaded it already
-                else:
-                    self._record(decide.superseded(old, plan.plan_id))
-
     def _record(self, *events: PlanEvent) -> None:
         for event in events:
             log.record_event(self.instance, event)  # first the log, the truth; then the fold
@@ -114,43 +89,31 @@ class SubmitterTick:
         plans, facts = self.ledger.plans, self.ledger.facts
         match action:
             case decide.Poll(key, index, batch_id):
-                self._poll(key, index, batch_id)
+                facts.polled.add((key, index))
+                answer = self._call(lambda: self.client.status(batch_id))
+                job = plans[key].jobs[str(index)]
+                result = answers.poll_answer(plans[key], job, answer, self.clock(), self.rules)
+                facts.polls_stopped = result.stop
+                self._apply(result)
             case decide.FindLostSubmit():
                 self._find_lost_submits()
             case decide.Submit(key, index, attempt):
-                self._submit(key, index, attempt)
+                self._submit(plans[key], index, attempt)
             case decide.Record(events, notes):
                 self._record(*events)
                 self.notes.extend(notes)
             case decide.Note(text):
                 self.notes.append(text)
             case decide.LookUpLoadRun(key, attempt):
-                run = latest_load_run(self.instance, plans[key].plan_id, attempt)
-                if run is not None:  # its failure text goes into events: no secret in it
-                    run = replace(run, reason=self.scrubber.text(run.reason))
+                run = latest_load_run(self.instance, plans[key].plan_id, attempt, self.scrubber)
                 facts.load_runs[(key, attempt)] = run
-            case decide.AdoptLoadRun(key, attempt):
-                plans[key].load_state, plans[key].load_attempt = LoadState.REQUESTED, attempt
-            case decide.MarkLoaded(key, note):
-                plans[key].load_state = LoadState.LOADED
+            case decide.SetLoadState(key, state, attempt, note):
+                plans[key].load_state, plans[key].load_attempt = state, attempt
                 self.notes.extend([note] if note else [])
             case decide.RequestLoad(key, attempt, event, note):
                 self._record(*([event] if event else []))
                 self.notes.extend([note] if note else [])
                 self.run_requests.append(load_run_request(plans[key], attempt))
-
-    def _poll(self, key: str, index: int, batch_id: str) -> None:
-        if self.polls_ended:
-            return
-        if self.deadline - self.clock() <= self.rules.call_reserve_seconds:
-            self.notes.append("tick budget reached while polling")
-            self.polls_ended = True
-            return
-        plan = self.ledger.plans[key]
-        answer = self._call(lambda: self.client.status(batch_id))
-        result = answers.poll_answer(plan, plan.jobs[str(index)], answer, self.clock(), self.rules)
-        self.polls_ended = result.stop
-        self._apply(result)
 
     def _call(self, call: Callable[[], T]) -> T | CrustdataError:
         """One API call: its answer, or the client's error as a value."""
@@ -167,25 +130,21 @@ class SubmitterTick:
             self.ledger.pause(self.clock() + self.rules.pause_seconds, answer.pause)
             self.context.log.error(f"contact_enrichment_sensor: submissions paused: {answer.pause}")
             self.notes.append(f"submissions paused: {answer.pause}")
-        if answer.credits_exhausted:
-            given_up = answers.credits_exhausted(self.ledger, answer.credits_exhausted)
-            error = f"the account ran out of credits ({answer.credits_exhausted})"
-            self.context.log.error(f"contact_enrichment_sensor: not submitted: {error}")
-            self._record(*given_up)
+        if error := answer.credits_exhausted:
+            self.context.log.error(f"contact_enrichment_sensor: out of credits: {error}")
+            self._record(*answers.credits_exhausted(self.ledger, error))
 
     def _find_lost_submits(self) -> None:
-        unconfirmed = self.ledger.unconfirmed()
-        earliest = min((job.window_start or job.since) for _, job in unconfirmed)
-        since = earliest - self.rules.clock_skew_seconds - 60.0
-        known = self.ledger.known_batch_ids() | log.recorded_batch_ids(self.instance, since)
+        known = log.known_batch_ids(self.instance, self.ledger, self.rules.clock_skew_seconds + 60)
         listed = self._call(lambda: list(self.client.list_batches(limit=100)))
         if isinstance(listed, CrustdataError):
             self.notes.append(f"could not list batches to reconcile: {listed}")
             return
-        self._apply(answers.lost_submit_answer(unconfirmed, listed, known, self.rules))
+        self._apply(
+            answers.lost_submit_answer(self.ledger.unconfirmed(), listed, known, self.rules)
+        )
 
-    def _submit(self, key: str, index: int, attempt: int) -> None:
-        plan = self.ledger.plans[key]
+    def _submit(self, plan: PlanState, index: int, attempt: int) -> None:
         if (sending := self.urls.to_send(plan, index)) is None:
             self.notes.append(str(self.urls.problem))
             self.ledger.facts.submits_stopped = True
@@ -195,8 +154,9 @@ class SubmitterTick:
             self._record(decide.not_submitted_erased(plan, index, attempt, erased))
             return
         self._record(decide.submitting(plan, index, attempt, len(urls), erased, self.clock()))
-        webhook = self.settings.webhook_url
-        response = self._call(lambda: self.client.submit(urls, plan.fields, webhook_url=webhook))
-        answer = answers.submit_answer(plan, plan.jobs[str(index)], response, self.clock())
+        sent = self._call(
+            lambda: self.client.submit(urls, plan.fields, webhook_url=self.webhook_url)
+        )
+        answer = answers.submit_answer(plan, plan.jobs[str(index)], sent, self.clock())
         self.ledger.facts.submits_stopped = answer.stop
         self._apply(answer)

@@ -1,11 +1,12 @@
 """What the submitter does next: a pure function of the ledger, the clock and the settings.
 
 A tick runs in phases, in this order: poll the active jobs (when a poll is due), look up the
-submits that got no answer, submit queued jobs into the free slots (one at a time: each answer
-changes what comes next), finish the plans whose jobs are all settled, request or re-request
-their loads, and say which plans wait for their lenders. `decide` returns the actions of the
-first phase not finished yet; the executor runs them, records the events they produce, marks
-the phase finished (a submit phase ends when `decide` offers no more submits) and asks again.
+submits that got no answer, submit queued jobs into the free slots (polls and submits one at a
+time: each answer changes what comes next), finish the plans whose jobs are all settled,
+request or re-request their loads, and say which plans wait for their lenders. `decide` returns
+the actions of the first phase not finished yet; the executor runs them, records the events
+they produce, marks the phase finished (the poll and submit phases end when `decide` offers no
+more) and asks again.
 What only the instance knows (a load run's status) is asked for with an action too
 (`LookUpLoadRun`), and put into `ledger.facts` before the next call.
 """
@@ -70,16 +71,13 @@ class LookUpLoadRun:
 
 
 @dataclass(frozen=True)
-class AdoptLoadRun:
-    """A load run exists that the events do not name: watch it as attempt `attempt`."""
+class SetLoadState:
+    """What the instance showed about a load that no event records: a run the events do not
+    name is watched as attempt `attempt` (requested), or the load's run succeeded (loaded)."""
 
     plan_key: str
+    state: LoadState
     attempt: int
-
-
-@dataclass(frozen=True)
-class MarkLoaded:
-    plan_key: str
     note: str | None = None
 
 
@@ -93,24 +91,14 @@ class RequestLoad:
     note: str | None = None
 
 
-Action = (
-    Poll
-    | FindLostSubmit
-    | Submit
-    | Record
-    | Note
-    | LookUpLoadRun
-    | AdoptLoadRun
-    | MarkLoaded
-    | RequestLoad
-)
+Action = Poll | FindLostSubmit | Submit | Record | Note | LookUpLoadRun | SetLoadState | RequestLoad
 
 
 @dataclass(frozen=True)
 class Step:
     """The actions of one phase, and the phases finished once they ran: the phases passed
-    over, and this one, unless it is the submit phase offering one submit (it is asked again
-    after each: the answer changes what comes next)."""
+    over, and this one, unless it offers one poll or one submit (it is asked again after
+    each: the answer changes what comes next)."""
 
     finishes: frozenset[Phase]
     actions: list[Action]
@@ -138,7 +126,7 @@ def next_step(ledger: Ledger, now: float, settings: LifecycleSettings) -> Step:
         if phase not in ledger.facts.finished:
             actions = step(ledger, now, settings)
             if actions:
-                if not (len(actions) == 1 and isinstance(actions[0], Submit)):
+                if not (len(actions) == 1 and isinstance(actions[0], Poll | Submit)):
                     passed.add(phase)
                 return Step(frozenset(passed), actions)
         passed.add(phase)
@@ -146,13 +134,20 @@ def next_step(ledger: Ledger, now: float, settings: LifecycleSettings) -> Step:
 
 
 def _polls(ledger: Ledger, now: float, settings: LifecycleSettings) -> list[Action]:
-    if not ledger.open_plans() or not ledger.facts.poll_due:
+    """The next active job not polled yet this tick, while there is time for a call."""
+    facts = ledger.facts
+    if not ledger.open_plans() or not facts.poll_due or facts.polls_stopped:
         return []
-    return [
+    due = [
         Poll(plan.key, job.index, job.batch_id)
         for plan, job in ledger.slot_holders()
-        if job.state == JobState.ACTIVE and job.batch_id
+        if job.state == JobState.ACTIVE
+        and job.batch_id
+        and (plan.key, job.index) not in facts.polled
     ]
+    if due and facts.deadline - now <= settings.call_reserve_seconds:
+        return [Note("tick budget reached while polling")]
+    return due[:1]
 
 
 def _lookups(ledger: Ledger, now: float, settings: LifecycleSettings) -> list[Action]:
@@ -182,7 +177,7 @@ def _submits(ledger: Ledger, now: float, settings: LifecycleSettings) -> list[Ac
     candidates = submit_candidates(ledger, now)
     if not candidates:
         return []
-    if facts.time_left < settings.call_timeout_seconds + settings.call_reserve_seconds:
+    if facts.deadline - now < settings.call_timeout_seconds + settings.call_reserve_seconds:
         return [Note("tick budget reached before submitting")]
     return [candidates[0]]
 
@@ -232,7 +227,7 @@ def _loads(ledger: Ledger, now: float, settings: LifecycleSettings) -> list[Acti
             if run is None:
                 actions.append(request_load(plan, 1, settings))
             else:
-                actions.append(AdoptLoadRun(plan.key, run.attempt))
+                actions.append(SetLoadState(plan.key, LoadState.REQUESTED, run.attempt))
                 actions += settle_load(plan, run.attempt, run, now, settings)
         else:
             run = runs.get((plan.key, plan.load_attempt))
@@ -250,7 +245,8 @@ def settle_load(
     if run.status == LoadRunStatus.RUNNING:
         return [Note(f"{text} running")]
     if run.status == LoadRunStatus.LOADED:
-        return [MarkLoaded(plan.key, f"{text} loaded" if attempt > 1 else None)]
+        note = f"{text} loaded" if attempt > 1 else None
+        return [SetLoadState(plan.key, LoadState.LOADED, attempt, note)]
     if run.status == LoadRunStatus.CANCELED:
         return [give_up(plan, attempt, f"{run.reason}; a person stopped it, so it is not retried")]
     policy = settings.load_policy

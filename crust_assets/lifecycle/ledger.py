@@ -74,8 +74,10 @@ class TickFacts:
 
     finished: set[Phase] = field(default_factory=set)
     poll_due: bool = False
+    polled: set[tuple[str, int]] = field(default_factory=set)  # (plan key, job index)
+    polls_stopped: bool = False  # the API refused the key
     submits_stopped: bool = False  # an answer or an unreadable erasure log said stop
-    time_left: float = math.inf  # of the tick's budget
+    deadline: float = math.inf  # the end of the tick's time budget (unix seconds)
     # (plan key, load attempt or None for any) -> the newest load run (None: there is none)
     load_runs: dict[tuple[str, int | None], LoadRun | None] = field(default_factory=dict)
 
@@ -329,9 +331,14 @@ class Ledger:
     def pause(self, until: float, reason: str) -> None:
         self.paused_until, self.pause_reason = until, reason
 
-    def clear_expired_pause(self, now: float) -> None:
+    def start_tick(self, now: float, deadline: float, poll_due: bool) -> TickFacts:
+        """Fresh facts for a tick starting at `now`; an expired pause is lifted."""
+        self.facts = TickFacts(poll_due=poll_due, deadline=deadline)
+        if poll_due:
+            self.last_poll_at = now
         if not self.pause_active(now):
             self.paused_until = self.pause_reason = None
+        return self.facts
 
     def known_batch_ids(self) -> set[str]:
         """Batch ids of the jobs in flight: ours, so never a lost submit's."""
