@@ -61,7 +61,7 @@ from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.emulator.results import AMZ_DATE_FORMAT, sign_path
 from crust_assets.emulator.store import RESULTS_DIR, SECRET_NAME
 from crust_assets.emulator.synth import synthetic_contacts
-from crust_assets.lifecycle.events import EventName as JobEvent
+from crust_assets.lifecycle.events import EventName
 from crust_assets.lifecycle.ledger import Ledger
 from crust_assets.storage import DataLayout
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
@@ -390,7 +390,7 @@ def s_active_job_limit(world: World) -> None:
         for i in range(3):
             client.submit(make_urls(f"{EXTERNAL_PREFIX}{i}", 1), FIELDS)
     drive(world)
-    deferred = events(world, "2026-11-02", JobEvent.DEFERRED)
+    deferred = events(world, "2026-11-02", EventName.DEFERRED)
     expect(bool(deferred), "the sensor never met the 5-active-jobs limit")
     expect(all("5 active jobs" in str(e.get("message")) for e in deferred), "wrong defer reason")
     world.notes.append(f"{len(deferred)} deferred by the 5-job limit")
@@ -441,8 +441,8 @@ def s_lost_submit_reconciled(world: World) -> None:
     world.pipeline.plan("2026-11-07")
     world.admin.set_faults(delay_next_submits=1, submit_delay_seconds=8.0)  # > 5 s read timeout
     drive(world, runs=2)
-    unconfirmed = events(world, "2026-11-07", JobEvent.SUBMISSION_UNCONFIRMED)
-    confirmed = [e for e in events(world, "2026-11-07", JobEvent.SUBMITTED) if e.get("reconciled")]
+    unconfirmed = events(world, "2026-11-07", EventName.SUBMISSION_UNCONFIRMED)
+    confirmed = [e for e in events(world, "2026-11-07", EventName.SUBMITTED) if e.get("reconciled")]
     expect(bool(unconfirmed), "the submit answer was not lost")
     expect(len(confirmed) == 1, "the lost submit was not confirmed through GET /batch")
 
@@ -542,12 +542,12 @@ def s_store_down_two_minutes(world: World) -> None:
     world.admin.set_faults(store_down_after_completion_seconds=120.0)
     world.pipeline.plan(date)
     runs = drive_until_loaded(world, date, timeout=330)
-    failed = events(world, date, JobEvent.LOAD_FAILED)
-    requested = [int(e["attempt"]) for e in events(world, date, JobEvent.LOAD_REQUESTED)]
+    failed = events(world, date, EventName.LOAD_FAILED)
+    requested = [int(e["attempt"]) for e in events(world, date, EventName.LOAD_REQUESTED)]
     expect(len(runs) >= 2 and bool(failed), "no load failed: the store was never down for it")
     expect(requested == list(range(1, len(runs) + 1)), f"load attempts requested {requested}")
     expect(all("503" in str(e.get("message")) for e in failed), f"failures said {failed}")
-    expect(not events(world, date, JobEvent.LOAD_GIVEN_UP), "the load was given up")
+    expect(not events(world, date, EventName.LOAD_GIVEN_UP), "the load was given up")
     world.notes.append(
         f"loaded by attempt {len(runs)}; {len(failed)} failed while the store was down"
     )
@@ -638,7 +638,7 @@ def s_tick_killed_mid_submit(world: World) -> None:
     sigkill(process)
     world.texts.append((world.root / "child-tick.log").read_text(errors="replace"))
     drive(world)  # from the cursor the dead tick never saved
-    confirmed = [e for e in events(world, date, JobEvent.SUBMITTED) if e.get("reconciled")]
+    confirmed = [e for e in events(world, date, EventName.SUBMITTED) if e.get("reconciled")]
     expect(len(confirmed) == 1, "the in-flight submit was not reconciled")
 
 

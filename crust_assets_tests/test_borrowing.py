@@ -14,8 +14,7 @@ import dagster as dg
 import pytest
 
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets.lifecycle.events import EventName as JobEvent
-from crust_assets.lifecycle.events import parse_event
+from crust_assets.lifecycle.events import EventName, parse_event
 from crust_assets.lifecycle.ledger import Ledger, PlanState
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 from crust_assets_tests.test_pipeline import expected_row
@@ -54,7 +53,7 @@ def submitted(emulator: EmulatorProcess, status: str | None = None) -> Counter:
 
 def plan_settled(pipeline: Pipeline, date: str) -> bool:
     events = {e["event"] for e in pipeline.observations(date)}
-    return bool(events & {JobEvent.PLAN_COMPLETED, JobEvent.PLAN_FAILED})
+    return bool(events & {EventName.PLAN_COMPLETED, EventName.PLAN_FAILED})
 
 
 def summary(result: dg.SensorResult) -> str:
@@ -293,7 +292,7 @@ def test_cursor_keeps_lenders_and_reads_cursors_without_them() -> None:
         restored.plans[borrower.key]
     ]  # a waiting plan is superseded like an open one: its run is never requested
     restored.apply(
-        parse_event({"event": JobEvent.PLAN_COMPLETED, "date": OLDER, "plan_id": "a"}), 0.0
+        parse_event({"event": EventName.PLAN_COMPLETED, "date": OLDER, "plan_id": "a"}), 0.0
     )
     restored.forget_finished()
     assert restored.plans == {}

@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets.lifecycle.events import EventName as JobEvent
+from crust_assets.lifecycle.events import EventName
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 from crust_assets_tests.test_borrowing import plan_metadata, plan_settled, submitted
 from crust_assets_tests.test_pipeline import expected_row
@@ -167,7 +167,9 @@ def test_a_borrower_of_an_older_day_waits_for_a_lender_whose_job_is_still_queued
     def check(result: dg.SensorResult) -> None:
         if not plan_settled(pipeline, NEWER):  # the lender
             assert OLDER not in {r.partition_key for r in result.run_requests or []}
-            own_done = JobEvent.PLAN_COMPLETED in {e["event"] for e in pipeline.observations(OLDER)}
+            own_done = EventName.PLAN_COMPLETED in {
+                e["event"] for e in pipeline.observations(OLDER)
+            }
             waits.append(own_done)
 
     runs = pipeline.drive_partitions({OLDER, NEWER}, on_tick=check)

@@ -25,8 +25,7 @@ import pytest
 from crust_assets import erasure
 from crust_assets.emulator.process import EmulatorProcess
 from crust_assets.erasure import ErasureSettings, erasure_log, forget, scrub_file
-from crust_assets.lifecycle.events import EventName as JobEvent
-from crust_assets.lifecycle.events import parse_event
+from crust_assets.lifecycle.events import EventName, parse_event
 from crust_assets.lifecycle.ledger import Job, JobState, Ledger, PlanState
 from crust_assets.storage import DataLayout, LockTimeout, file_lock, write_parquet_atomic
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
@@ -336,11 +335,11 @@ def test_queue_counts_a_job_of_erased_people_done_and_keeps_each_jobs_sent_count
     state.add_plan(plan)
     event = {"date": FIRST, "plan_id": "p1"}
     state.apply(
-        parse_event({**event, "event": JobEvent.SUBMITTING, "job_index": 0, "url_count": 299}), 1.0
+        parse_event({**event, "event": EventName.SUBMITTING, "job_index": 0, "url_count": 299}), 1.0
     )
     state.apply(
         parse_event(
-            {**event, "event": JobEvent.NOT_SUBMITTED_ERASED, "job_index": 1, "url_count": 0}
+            {**event, "event": EventName.NOT_SUBMITTED_ERASED, "job_index": 1, "url_count": 0}
         ),
         2.0,
     )

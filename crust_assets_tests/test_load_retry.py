@@ -14,8 +14,7 @@ import dagster as dg
 import pytest
 
 from crust_assets.emulator.process import EmulatorProcess
-from crust_assets.lifecycle.events import EventName as JobEvent
-from crust_assets.lifecycle.events import PlanEvent, parse_event
+from crust_assets.lifecycle.events import EventName, PlanEvent, parse_event
 from crust_assets.lifecycle.ledger import MAX_ACTIVE_JOBS, Ledger, PlanState
 from crust_assets.load_retry import (
     LoadAction,
@@ -89,8 +88,8 @@ def event(name: str, plan_id: str, **fields: object) -> PlanEvent:
 
 
 def completed_and_requested(state: Ledger, plan_id: str) -> PlanState:
-    state.apply(event(JobEvent.PLAN_COMPLETED, plan_id), 1.0)
-    state.apply(event(JobEvent.LOAD_REQUESTED, plan_id, attempt=1), 2.0)
+    state.apply(event(EventName.PLAN_COMPLETED, plan_id), 1.0)
+    state.apply(event(EventName.LOAD_REQUESTED, plan_id, attempt=1), 2.0)
     return state.plans[f"{DATE}/{plan_id}"]
 
 
@@ -100,13 +99,13 @@ def test_a_requested_load_keeps_the_plan_until_it_is_settled() -> None:
     tracked = completed_and_requested(state, "a")
     state.forget_finished()
     assert state.plans and tracked.load_pending and state.loadable_plans() == [tracked]
-    state.apply(event(JobEvent.LOAD_FAILED, "a", attempt=1, message="503", retry_at=70.0), 10.0)
+    state.apply(event(EventName.LOAD_FAILED, "a", attempt=1, message="503", retry_at=70.0), 10.0)
     restored = Ledger.from_cursor(state.to_cursor())
     waiting = restored.plans[tracked.key]
     assert (waiting.load_state, waiting.load_attempt, waiting.load_retry_at) == ("waiting", 1, 70)
     assert (waiting.load_failed_at, waiting.load_error) == (10.0, "503")
-    restored.apply(event(JobEvent.LOAD_REQUESTED, "a", attempt=2), 71.0)
-    restored.apply(event(JobEvent.LOAD_GIVEN_UP, "a", attempt=2, message="gone"), 90.0)
+    restored.apply(event(EventName.LOAD_REQUESTED, "a", attempt=2), 71.0)
+    restored.apply(event(EventName.LOAD_GIVEN_UP, "a", attempt=2, message="gone"), 90.0)
     assert restored.loadable_plans() == []
     restored.forget_finished()
     assert restored.plans == {}
@@ -116,7 +115,7 @@ def test_a_load_being_retried_holds_no_slot_and_blocks_no_plan() -> None:
     state = Ledger()
     state.add_plan(plan("a", 1))
     completed_and_requested(state, "a")
-    state.apply(event(JobEvent.LOAD_FAILED, "a", attempt=1, message="503", retry_at=70.0), 10.0)
+    state.apply(event(EventName.LOAD_FAILED, "a", attempt=1, message="503", retry_at=70.0), 10.0)
     other = plan("b", 2, date="2026-11-22", jobs=7)
     state.add_plan(other)
     assert state.free_slots() == MAX_ACTIVE_JOBS
@@ -127,9 +126,9 @@ def test_a_new_plan_of_the_day_supersedes_a_load_being_retried() -> None:
     state = Ledger()
     state.add_plan(plan("a", 1))
     old = completed_and_requested(state, "a")
-    state.apply(event(JobEvent.LOAD_FAILED, "a", attempt=1, message="503", retry_at=70.0), 10.0)
+    state.apply(event(EventName.LOAD_FAILED, "a", attempt=1, message="503", retry_at=70.0), 10.0)
     assert state.add_plan(plan("b", 2)) == [old]
-    state.apply(event(JobEvent.PLAN_SUPERSEDED, "a"), 11.0)
+    state.apply(event(EventName.PLAN_SUPERSEDED, "a"), 11.0)
     assert [p.plan_id for p in state.loadable_plans()] == []
     state.forget_finished()
     assert [p.plan_id for p in state.plans.values()] == ["b"]
@@ -211,9 +210,9 @@ def test_a_load_failing_while_the_store_is_down_is_requested_again_and_loads(
     # The partition's events tell the story; then the plan leaves the cursor.
     story = [(e["event"], e["attempt"]) for e in load_events(pipeline)]
     assert story == [
-        (JobEvent.LOAD_REQUESTED, 1),
-        (JobEvent.LOAD_FAILED, 1),
-        (JobEvent.LOAD_REQUESTED, 2),
+        (EventName.LOAD_REQUESTED, 1),
+        (EventName.LOAD_FAILED, 1),
+        (EventName.LOAD_REQUESTED, 2),
     ]
     failed = load_events(pipeline)[1]
     assert "503" in failed["message"] and failed["retry_at"] > failed["failed_at"]
@@ -246,6 +245,6 @@ def test_a_load_run_someone_canceled_is_not_requested_again(
     after = pipeline.tick()
     assert not after.run_requests
     assert "load given up after attempt 1" in summary(after) and "canceled" in summary(after)
-    [given_up] = [e for e in load_events(pipeline) if e["event"] == JobEvent.LOAD_GIVEN_UP]
+    [given_up] = [e for e in load_events(pipeline) if e["event"] == EventName.LOAD_GIVEN_UP]
     assert "not retried" in given_up["message"]
     assert Ledger.from_cursor(pipeline.cursor).plans == {}

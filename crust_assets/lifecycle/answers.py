@@ -25,7 +25,7 @@ from crust_assets.crustdata.errors import (
 from crust_assets.crustdata.lost_submit import LostSubmitLookup, find_lost_submit
 from crust_assets.crustdata.models import BatchStatus, SubmitResponse
 from crust_assets.lifecycle import events as ev
-from crust_assets.lifecycle.ledger import Job, Ledger, PlanState
+from crust_assets.lifecycle.ledger import Job, JobState, Ledger, PlanState
 from crust_assets.lifecycle.settings import LifecycleSettings
 
 
@@ -45,13 +45,14 @@ def label(plan: PlanState, job: Job | int) -> str:
     return f"{plan.date} job {index + 1}/{plan.job_count}"
 
 
-def job_fields(plan: PlanState, job: Job) -> dict[str, object]:
-    """The fields every job event carries."""
+def job_fields(plan: PlanState, job: Job | int, attempt: int = 1) -> dict[str, object]:
+    """The fields every job event carries (`attempt` is the job's own unless given an index)."""
+    index, attempt = (job, attempt) if isinstance(job, int) else (job.index, job.attempt)
     return {
         "date": plan.date,
         "plan_id": plan.plan_id,
-        "job_index": job.index,
-        "attempt": job.attempt,
+        "job_index": index,
+        "attempt": attempt,
         "job_count": plan.job_count,
     }
 
@@ -124,7 +125,7 @@ def credits_exhausted(ledger: Ledger, error: str) -> list[ev.PlanEvent]:
     given_up: list[ev.PlanEvent] = []
     for plan in ledger.open_plans():
         for job in plan.jobs.values():
-            if job.state == "waiting":
+            if job.state == JobState.WAITING:
                 given_up.append(abandoned(plan, job, f"{label(plan, job)} {message}", message))
         if plan.next_index < plan.job_count:
             given_up.append(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from crust_assets.lifecycle import events as ev
-from crust_assets.lifecycle.answers import label
+from crust_assets.lifecycle.answers import job_fields, label
 from crust_assets.lifecycle.ledger import JobState, Ledger, LoadState, Phase, PlanState
 from crust_assets.lifecycle.settings import LifecycleSettings
 from crust_assets.load_retry import (
@@ -366,11 +366,7 @@ def not_submitted_erased(plan: PlanState, index: int, attempt: int, erased: int)
     """A job whose every URL was erased is not sent: done with nothing to deliver, so the plan
     still completes and its load expects no row for them."""
     return ev.JobNotSubmittedErased(
-        date=plan.date,
-        plan_id=plan.plan_id,
-        job_index=index,
-        attempt=attempt,
-        job_count=plan.job_count,
+        **job_fields(plan, index, attempt),
         url_count=0,
         erased_not_submitted=erased,
         description=f"{label(plan, index)}: not submitted: all {erased} of its URLs were erased "
@@ -384,11 +380,7 @@ def submitting(
     """The intent, recorded before the POST: a tick that dies after it looks the job up."""
     note = f"; {erased} erased since planning, not sent" if erased else ""
     return ev.JobSubmitting(
-        date=plan.date,
-        plan_id=plan.plan_id,
-        job_index=index,
-        attempt=attempt,
-        job_count=plan.job_count,
+        **job_fields(plan, index, attempt),
         window_start=now,
         url_count=sent,
         erased_not_submitted=erased,
