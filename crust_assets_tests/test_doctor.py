@@ -23,11 +23,6 @@ from crust_assets.doctor import Finding, run_doctor
 from crust_assets.emulator import EmulatorProcess
 
 KEY = "doctor-test-key-7f3a"
-# Loading the code location as the daemon does, Dagster's own snapshot code reads the deprecated
-# ScheduleDefinition.environment_vars; that warning is Dagster's, not ours.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Property `ScheduleDefinition.environment_vars` is deprecated:DeprecationWarning"
-)
 DAY = date(2026, 11, 30)
 
 

@@ -28,11 +28,6 @@ from crust_assets.emulator.process import EmulatorProcess
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 
 ASSET = dg.AssetKey("enriched_contacts")
-# Loading the code location as the daemon does, Dagster's own snapshot code reads the deprecated
-# ScheduleDefinition.environment_vars; that warning is Dagster's, not ours.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Property `ScheduleDefinition.environment_vars` is deprecated:DeprecationWarning"
-)
 
 
 def at(text: str) -> datetime:

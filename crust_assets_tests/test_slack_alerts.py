@@ -40,10 +40,6 @@ from crust_assets.defs.freshness import enriched_contacts_freshness_sensor
 from crust_assets.defs.resources import DataRoot
 from crust_assets.defs.slack_alerts import make_slack_alert_sensors, slack_alerts
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Property `ScheduleDefinition.environment_vars` is deprecated:DeprecationWarning"
-)
-
 TOKEN = "xoxb-test-7d1e2f"
 KEY = "sk-live-alerts-9c8b7a"
 CHANNEL = "#revops-alerts"
