@@ -331,20 +331,45 @@ def _blocks(stream: IO[bytes], block_bytes: int, part: str, max_line_bytes: int)
 
 def _split_blocks(
     stream: IO[bytes], first: bytes, block_bytes: int, part: str, max_line_bytes: int
-) -> Iterator[bytes]:
-    rest = b""
-    data = first
-    while data:
-        data = rest + data
-        cut = data.rfind(b"\n") + 1
-        if cut:
-            yield _short_lines(data[:cut], part, max_line_bytes)
-        rest = data[cut:]
+) -> Iterator[bytes | bytearray]:
+    """`first` and the rest of the stream, cut after each block's last line break.
+
+    Each block is read in place after the unfinished line the one before left over, and cut
+    where it is: no block is copied on its way to the parser (two copies of every block and the
+    fresh pages they took cost a tenth of the command's CPU).
+    """
+    block = bytearray(first)
+    read = len(first)
+    while read:
+        cut = block.rfind(b"\n") + 1
+        rest = bytes(block[cut:])
+        del block[cut:]
+        if block:
+            yield _short_lines(block, part, max_line_bytes)
         if len(rest) > max_line_bytes:
             raise _line_error(part, None, max_line_bytes)
-        data = _read(stream, block_bytes, part)
-    if rest:
-        yield rest
+        block, read = _read_after(stream, rest, block_bytes, part)
+    if block:
+        yield block  # a last line without a line break
+
+
+def _read_after(stream: IO[bytes], head: bytes, size: int, part: str) -> tuple[bytearray, int]:
+    """`head` and up to `size` more bytes of `stream` in one new buffer; and how many were read."""
+    block = bytearray(len(head) + size)
+    block[: len(head)] = head
+    readinto = getattr(stream, "readinto", None)
+    try:
+        if readinto is None:
+            data = stream.read(size)
+            block[len(head) : len(head) + len(data)] = data
+            read = len(data)
+        else:
+            with memoryview(block)[len(head) :] as tail:
+                read = readinto(tail)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise _file_error(part, error) from None
+    del block[len(head) + read :]
+    return block, read
 
 
 def _short_lines(block: bytes, part: str, max_line_bytes: int) -> bytes:
