@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import PurePath
+from typing import Any
 
 import dagster as dg
 import pyarrow as pa
@@ -23,8 +24,8 @@ from crust_assets.contact_history import (
 from crust_assets.defs.borrowing import BorrowedRows, lender_plans
 from crust_assets.defs.catalog_tags import asset_owners, asset_tags
 from crust_assets.defs.checks import (
-    ENRICHED_CONTACTS_CHECKS,
     contract_schema_check,
+    enriched_contacts_checks,
     one_row_per_url_check,
     unique_profile_url_check,
 )
@@ -37,11 +38,9 @@ from crust_assets.defs.metadata import (
 )
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.plan_gates import loadable_plan, unfinished_plan_failure
-from crust_assets.defs.pools import PLANNER_POOL
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.defs.spend import spend_metadata
 from crust_assets.defs.table_metadata import (
-    TABLE_IO_MANAGER_KEY,
     latest_column_lineage,
     table_definition_metadata,
 )
@@ -54,6 +53,7 @@ from crust_assets.duckdb_views import (
 from crust_assets.erasure import erased_urls, publish_contacts
 from crust_assets.lifecycle.ledger import PlanState
 from crust_assets.loading import LoadReport, load_partition
+from crust_assets.names import DEFAULT_NAMES, Names, using
 from crust_assets.planning import Plan, PlanRequest, make_plan, write_plan
 from crust_assets.storage import (
     PARTITION_FILE,
@@ -78,23 +78,13 @@ from crust_assets.url_lists import (
 )
 from crust_assets.warehouse_tables import COVERAGE_SCHEMA
 
-GROUP = "contact_enrichment"
-
 download_retry_policy = dg.RetryPolicy(
     max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
 )
 
 
 # ---- contact_url_list ---------------------------------------------------------------------------
-@dg.asset(
-    partitions_def=daily_partitions,
-    group_name=GROUP,
-    owners=asset_owners(),
-    tags=asset_tags(pii=True),
-    kinds={"csv", "parquet"},
-    description="A day's profile URLs: normalised, validated, deduplicated; rejects kept.",
-)
-def contact_url_list(
+def prepare_list(
     context: dg.AssetExecutionContext, data_root: DataRoot, enrichment: EnrichmentSettings
 ) -> dg.MaterializeResult:
     layout = data_root.layout()
@@ -187,21 +177,7 @@ class BatchConfig(dg.Config):
     """Plan again even though the previous plan of this date still has jobs running."""
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    deps=[contact_url_list],
-    group_name=GROUP,
-    owners=asset_owners(),
-    tags=asset_tags(pii=True),
-    pool=PLANNER_POOL,
-    kinds={"crustdata"},
-    description=(
-        "Enqueued Crustdata jobs (<= 300 URLs each) for a day's list; recently enriched URLs are "
-        "reused and URLs other partitions' plans are buying are borrowed, not re-bought. The "
-        "sensor submits; job events appear here."
-    ),
-)
-def contact_enrichment_batch(
+def plan_partition(
     context: dg.AssetExecutionContext,
     config: BatchConfig,
     data_root: DataRoot,
@@ -271,22 +247,7 @@ def plan_metadata(
 
 
 # ---- enriched_contacts --------------------------------------------------------------------------
-@dg.asset(
-    partitions_def=daily_partitions,
-    deps=[contact_enrichment_batch],
-    group_name=GROUP,
-    owners=asset_owners(),
-    tags=asset_tags(pii=True),
-    kinds={"parquet", "crustdata"},
-    check_specs=ENRICHED_CONTACTS_CHECKS,
-    freshness_policy=enriched_contacts_freshness_policy(),
-    retry_policy=download_retry_policy,
-    pool="crustdata_downloads",
-    description="Contact data per profile URL of a day's list: one row per unique valid URL.",
-    io_manager_key=TABLE_IO_MANAGER_KEY,
-    metadata=table_definition_metadata("enriched_contacts"),
-)
-def enriched_contacts(
+def load_contacts(
     context: dg.AssetExecutionContext, crustdata: CrustdataResource, data_root: DataRoot
 ) -> dg.MaterializeResult:
     layout = data_root.layout()
@@ -360,19 +321,7 @@ automation = (
 ).with_label("when enriched_contacts changes and its checks pass")
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    deps=[enriched_contacts],
-    group_name=GROUP,
-    owners=asset_owners(),
-    tags=asset_tags(pii=False),
-    kinds={"parquet"},
-    automation_condition=automation,
-    description="Per partition: profiles requested and matched, fill rate per field, credits.",
-    io_manager_key=TABLE_IO_MANAGER_KEY,
-    metadata=table_definition_metadata("contact_coverage"),
-)
-def contact_coverage(
+def measure_coverage(
     context: dg.AssetExecutionContext, data_root: DataRoot, enrichment: EnrichmentSettings
 ) -> dg.MaterializeResult:
     layout = data_root.layout()
@@ -420,21 +369,7 @@ def coverage_dataset(layout: DataLayout) -> ds.Dataset:
 
 
 # ---- contacts_latest ----------------------------------------------------------------------------
-@dg.asset(
-    deps=[enriched_contacts],
-    group_name=GROUP,
-    owners=asset_owners(),
-    tags=asset_tags(pii=True),
-    kinds={"parquet"},
-    automation_condition=automation,
-    description="The newest record per profile across all partitions: what a CRM sync reads.",
-    io_manager_key=TABLE_IO_MANAGER_KEY,
-    metadata={
-        **table_definition_metadata("contacts_latest"),
-        "dagster/column_lineage": latest_column_lineage(),
-    },
-)
-def contacts_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
+def build_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
     layout = data_root.layout()
     table = all_contacts(layout)
     latest = newest_per_profile(table).cast(PARTITIONED_CONTACTS_SCHEMA)
@@ -456,16 +391,7 @@ def contacts_latest(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
 
 
 # ---- contacts_duckdb ----------------------------------------------------------------------------
-@dg.asset(
-    deps=[contacts_latest, contact_coverage],
-    group_name=GROUP,
-    owners=asset_owners(),
-    tags=asset_tags(pii=True),
-    kinds={"duckdb"},
-    automation_condition=automation,
-    description="A DuckDB database of views over the warehouse: open it and query, no setup.",
-)
-def contacts_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
+def build_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> dg.MaterializeResult:
     """On an object-store root the database is built in a local spool file, with views that
     name `s3://` URLs, and uploaded beside the warehouse like every other file: the views stay
     current, and the row counts below are read through the same fsspec filesystem."""
@@ -481,3 +407,152 @@ def contacts_duckdb(context: dg.AssetExecutionContext, data_root: DataRoot) -> d
             "open_with": dg.MetadataValue.md(duckdb_open_note(layout, layout.url(target))),
         }
     )
+
+
+# ---- the assets of one copy of the pipeline -----------------------------------------------------
+def _resources(context: dg.AssetExecutionContext, names: Names, *params: str) -> dict[str, Any]:
+    """The copy's resources by the bodies' parameter names (`crustdata` is `<prefix>_crustdata`)."""
+    return {param: getattr(context.resources, names.name(param)) for param in params}
+
+
+def _resource_keys(names: Names, *params: str) -> set[str]:
+    return {names.name(param) for param in params}
+
+
+def pipeline_assets(
+    names: Names, partitions: dg.PartitionsDefinition, data_dir: str | None = None
+) -> list[dg.AssetsDefinition]:
+    """The six assets of one copy, keyed, grouped, pooled and resourced by `names`; each body
+    runs with the copy's names in scope (`crust_assets.names.using`)."""
+
+    @dg.asset(
+        key=names.url_list_key,
+        partitions_def=partitions,
+        group_name=names.group,
+        owners=asset_owners(),
+        tags=asset_tags(pii=True),
+        kinds={"csv", "parquet"},
+        required_resource_keys=_resource_keys(names, "data_root", "enrichment"),
+        description="A day's profile URLs: normalised, validated, deduplicated; rejects kept.",
+    )
+    def contact_url_list(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        with using(names):
+            return prepare_list(context, **_resources(context, names, "data_root", "enrichment"))
+
+    @dg.asset(
+        key=names.batch_key,
+        partitions_def=partitions,
+        deps=[names.url_list_key],
+        group_name=names.group,
+        owners=asset_owners(),
+        tags=asset_tags(pii=True),
+        pool=names.planner_pool,
+        kinds={"crustdata"},
+        required_resource_keys=_resource_keys(names, "data_root", "enrichment"),
+        description=(
+            "Enqueued Crustdata jobs (<= 300 URLs each) for a day's list; recently enriched URLs "
+            "are reused and URLs other partitions' plans are buying are borrowed, not re-bought. "
+            "The sensor submits; job events appear here."
+        ),
+    )
+    def contact_enrichment_batch(
+        context: dg.AssetExecutionContext, config: BatchConfig
+    ) -> dg.MaterializeResult:
+        with using(names):
+            resources = _resources(context, names, "data_root", "enrichment")
+            return plan_partition(context, config, **resources)
+
+    @dg.asset(
+        key=names.contacts_key,
+        partitions_def=partitions,
+        deps=[names.batch_key],
+        group_name=names.group,
+        owners=asset_owners(),
+        tags=asset_tags(pii=True),
+        kinds={"parquet", "crustdata"},
+        check_specs=enriched_contacts_checks(names.contacts_key),
+        freshness_policy=enriched_contacts_freshness_policy(),
+        retry_policy=download_retry_policy,
+        pool=names.downloads_pool,
+        description="Contact data per profile URL of a day's list: one row per unique valid URL.",
+        io_manager_key=names.tables_io_manager,
+        required_resource_keys=_resource_keys(names, "crustdata", "data_root"),
+        metadata=table_definition_metadata("enriched_contacts", data_dir),
+    )
+    def enriched_contacts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        with using(names):
+            return load_contacts(context, **_resources(context, names, "crustdata", "data_root"))
+
+    @dg.asset(
+        key=names.coverage_key,
+        partitions_def=partitions,
+        deps=[names.contacts_key],
+        group_name=names.group,
+        owners=asset_owners(),
+        tags=asset_tags(pii=False),
+        kinds={"parquet"},
+        automation_condition=automation,
+        description="Per partition: profiles requested and matched, fill rate per field, credits.",
+        io_manager_key=names.tables_io_manager,
+        required_resource_keys=_resource_keys(names, "data_root", "enrichment"),
+        metadata=table_definition_metadata("contact_coverage", data_dir),
+    )
+    def contact_coverage(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        with using(names):
+            resources = _resources(context, names, "data_root", "enrichment")
+            return measure_coverage(context, **resources)
+
+    @dg.asset(
+        key=names.latest_key,
+        deps=[names.contacts_key],
+        group_name=names.group,
+        owners=asset_owners(),
+        tags=asset_tags(pii=True),
+        kinds={"parquet"},
+        automation_condition=automation,
+        description="The newest record per profile across all partitions: what a CRM sync reads.",
+        io_manager_key=names.tables_io_manager,
+        required_resource_keys=_resource_keys(names, "data_root"),
+        metadata={
+            **table_definition_metadata("contacts_latest", data_dir),
+            "dagster/column_lineage": latest_column_lineage(names.contacts_key),
+        },
+    )
+    def contacts_latest(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        with using(names):
+            return build_latest(context, **_resources(context, names, "data_root"))
+
+    @dg.asset(
+        key=names.duckdb_key,
+        deps=[names.latest_key, names.coverage_key],
+        group_name=names.group,
+        owners=asset_owners(),
+        tags=asset_tags(pii=True),
+        kinds={"duckdb"},
+        automation_condition=automation,
+        required_resource_keys=_resource_keys(names, "data_root"),
+        description="A DuckDB database of views over the warehouse: open it and query, no setup.",
+    )
+    def contacts_duckdb(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        with using(names):
+            return build_duckdb(context, **_resources(context, names, "data_root"))
+
+    return [
+        contact_url_list,
+        contact_enrichment_batch,
+        enriched_contacts,
+        contact_coverage,
+        contacts_latest,
+        contacts_duckdb,
+    ]
+
+
+# The unprefixed code location's assets (crust_assets.definitions), as they have always been.
+(
+    contact_url_list,
+    contact_enrichment_batch,
+    enriched_contacts,
+    contact_coverage,
+    contacts_latest,
+    contacts_duckdb,
+) = pipeline_assets(DEFAULT_NAMES, daily_partitions)

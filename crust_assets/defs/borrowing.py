@@ -37,11 +37,10 @@ from crust_assets.defs.job_events import (
 )
 from crust_assets.ingest import JobLedger, job_batches
 from crust_assets.lifecycle.ledger import PlanState, plan_key
+from crust_assets.names import current
 from crust_assets.planning import BORROWED_SCHEMA, Lender, lender_keys
 from crust_assets.storage import DataLayout
 from crust_assets.table import project_to_columns, requested_columns
-
-ENRICHED_CONTACTS_KEY = dg.AssetKey("enriched_contacts")
 
 
 def lender_plans(
@@ -69,7 +68,7 @@ def loaded_plan_keys(instance: dg.DagsterInstance, since: datetime) -> set[str]:
     """The plans whose results their partition's enriched_contacts holds (its newest load),
     among the loads written since `since`."""
     newest: dict[str, str] = {}
-    for record in iter_materializations(instance, ENRICHED_CONTACTS_KEY, since.timestamp()):
+    for record in iter_materializations(instance, current().contacts_key, since.timestamp()):
         materialization = record.asset_materialization
         if materialization is None or materialization.partition is None:
             continue

@@ -11,33 +11,40 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crust_assets.names import DEFAULT_NAMES, current
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 
-ASSET = "enriched_contacts"
 ONE_ROW_PER_URL = "one_row_per_submitted_url"
 UNIQUE_PROFILE_URL = "unique_profile_url"
 SCHEMA_AS_CONTRACTED = "schema_as_contracted"
 
-ENRICHED_CONTACTS_CHECKS = [
-    dg.AssetCheckSpec(
-        ONE_ROW_PER_URL,
-        asset=ASSET,
-        blocking=True,
-        description="Every URL of the plan (submitted, reused or borrowed) has exactly one row.",
-    ),
-    dg.AssetCheckSpec(
-        UNIQUE_PROFILE_URL,
-        asset=ASSET,
-        blocking=True,
-        description="No profile_url appears twice in the partition.",
-    ),
-    dg.AssetCheckSpec(
-        SCHEMA_AS_CONTRACTED,
-        asset=ASSET,
-        blocking=True,
-        description="The file's Arrow schema is exactly the table contract.",
-    ),
-]
+
+def enriched_contacts_checks(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """The load's blocking checks, on the copy's `enriched_contacts` key."""
+    return [
+        dg.AssetCheckSpec(
+            ONE_ROW_PER_URL,
+            asset=asset,
+            blocking=True,
+            description="Every URL of the plan (submitted, reused or borrowed) has exactly "
+            "one row.",
+        ),
+        dg.AssetCheckSpec(
+            UNIQUE_PROFILE_URL,
+            asset=asset,
+            blocking=True,
+            description="No profile_url appears twice in the partition.",
+        ),
+        dg.AssetCheckSpec(
+            SCHEMA_AS_CONTRACTED,
+            asset=asset,
+            blocking=True,
+            description="The file's Arrow schema is exactly the table contract.",
+        ),
+    ]
+
+
+ENRICHED_CONTACTS_CHECKS = enriched_contacts_checks(DEFAULT_NAMES.contacts_key)
 
 
 def one_row_per_url_check(
@@ -73,7 +80,7 @@ def one_row_per_url_check(
     )
     return dg.AssetCheckResult(
         check_name=ONE_ROW_PER_URL,
-        asset_key=ASSET,
+        asset_key=current().contacts_key,
         passed=not problems,
         description=description,
         metadata={
@@ -94,7 +101,7 @@ def unique_profile_url_check(table: pa.Table) -> dg.AssetCheckResult:
     distinct = len(pc.unique(urls)) if len(urls) else 0
     return dg.AssetCheckResult(
         check_name=UNIQUE_PROFILE_URL,
-        asset_key=ASSET,
+        asset_key=current().contacts_key,
         passed=distinct == table.num_rows,
         metadata={"rows": table.num_rows, "distinct_profile_urls": distinct},
     )
@@ -113,7 +120,7 @@ def contract_schema_check(schema: pa.Schema) -> dg.AssetCheckResult:
     differences += [f"{name}: not in the contract" for name in extra]
     return dg.AssetCheckResult(
         check_name=SCHEMA_AS_CONTRACTED,
-        asset_key=ASSET,
+        asset_key=current().contacts_key,
         passed=not differences,
         description="schema as contracted" if not differences else "; ".join(differences),
     )

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from crust_assets.defs.catalog_tags import asset_owners, asset_tags
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.resources import DataRoot, EnrichmentSettings
-from crust_assets.defs.table_metadata import TABLE_IO_MANAGER_KEY, table_definition_metadata
+from crust_assets.defs.table_metadata import table_definition_metadata
 from crust_assets.enriched_list import (
     ENRICHED_LIST_SCHEMA,
     build_enriched_list,
@@ -26,6 +26,7 @@ from crust_assets.enriched_list import (
     status_counts,
 )
 from crust_assets.erasure import ErasureSettings, erased_urls, erasure_fence
+from crust_assets.names import DEFAULT_NAMES, Names, current, using
 from crust_assets.storage import DataLayout, atomic_path, write_parquet_atomic
 from crust_assets.table import COLUMN_DESCRIPTIONS, ENRICHED_CONTACTS_SCHEMA
 from crust_assets.url_lists import LINES_FILE
@@ -34,24 +35,26 @@ ASSET = "enriched_list"
 EVERY_LINE_ONCE = "every_input_line_once"
 CSV_SUFFIX = ".enriched.csv"
 
+
 # Runs when enriched_contacts gets a new partition (a new list alone waits for its contacts),
 # once per change, not while a dependency runs, and only if the load's blocking checks passed.
-per_line_automation = (
-    (
-        dg.AutomationCondition.any_deps_updated().ignore(
-            dg.AssetSelection.assets("contact_url_list")
-        )
-        | (
-            dg.AutomationCondition.missing()
-            & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing()).ignore(
-                dg.AssetSelection.assets("contact_url_list")
+def per_line_automation(url_list: dg.AssetKey) -> dg.AutomationCondition:
+    """The condition above, ignoring the copy's `contact_url_list`."""
+    lists = dg.AssetSelection.assets(url_list)
+    return (
+        (
+            dg.AutomationCondition.any_deps_updated().ignore(lists)
+            | (
+                dg.AutomationCondition.missing()
+                & dg.AutomationCondition.any_deps_match(~dg.AutomationCondition.missing()).ignore(
+                    lists
+                )
             )
-        )
-    ).since_last_handled()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-    & dg.AutomationCondition.all_deps_blocking_checks_passed()
-).with_label("when enriched_contacts changes and its checks pass")
+        ).since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("when enriched_contacts changes and its checks pass")
 
 
 def csv_path(layout: DataLayout, date: str) -> PurePath:
@@ -60,27 +63,7 @@ def csv_path(layout: DataLayout, date: str) -> PurePath:
     return layout.warehouse_partition(ASSET, date).parent / f"{stem}{CSV_SUFFIX}"
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    deps=["contact_url_list", "enriched_contacts"],
-    group_name="contact_enrichment",
-    owners=asset_owners(),
-    tags=asset_tags(pii=True),
-    kinds={"parquet", "csv"},
-    automation_condition=per_line_automation,
-    check_specs=[
-        dg.AssetCheckSpec(
-            EVERY_LINE_ONCE,
-            asset=ASSET,
-            blocking=True,
-            description="Every line of the input list has exactly one row.",
-        )
-    ],
-    description="The input list back, one row per line: your columns, contacts and a status.",
-    io_manager_key=TABLE_IO_MANAGER_KEY,
-    metadata=table_definition_metadata("enriched_list"),
-)
-def enriched_list(
+def build_enriched_list_table(
     context: dg.AssetExecutionContext, data_root: DataRoot, enrichment: EnrichmentSettings
 ) -> dg.MaterializeResult:
     layout = data_root.layout()
@@ -144,7 +127,7 @@ def every_line_once_check(expected: pa.ChunkedArray, written: pa.Table) -> dg.As
     ]
     return dg.AssetCheckResult(
         check_name=EVERY_LINE_ONCE,
-        asset_key=ASSET,
+        asset_key=current().list_key,
         passed=passed,
         description="every input line once"
         if passed
@@ -237,3 +220,44 @@ def write_csv_file(path: Path, table: pa.Table) -> None:
     """The CSV of `table` at a local `path`, created owner-only before a byte is written."""
     with atomic_path(path, create=True) as temp:
         temp.write_bytes(csv_bytes(table))
+
+
+def enriched_list_asset(
+    names: Names, partitions: dg.PartitionsDefinition, data_dir: str | None = None
+) -> dg.AssetsDefinition:
+    """The copy's enriched_list, keyed, grouped and resourced by `names`."""
+    resource_keys = {names.data_root, names.enrichment}
+
+    @dg.asset(
+        key=names.list_key,
+        partitions_def=partitions,
+        deps=[names.url_list_key, names.contacts_key],
+        group_name=names.group,
+        owners=asset_owners(),
+        tags=asset_tags(pii=True),
+        kinds={"parquet", "csv"},
+        automation_condition=per_line_automation(names.url_list_key),
+        check_specs=[
+            dg.AssetCheckSpec(
+                EVERY_LINE_ONCE,
+                asset=names.list_key,
+                blocking=True,
+                description="Every line of the input list has exactly one row.",
+            )
+        ],
+        description="The input list back, one row per line: your columns, contacts and a status.",
+        io_manager_key=names.tables_io_manager,
+        required_resource_keys=resource_keys,
+        metadata=table_definition_metadata("enriched_list", data_dir),
+    )
+    def enriched_list(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        with using(names):
+            data_root = getattr(context.resources, names.data_root)
+            enrichment = getattr(context.resources, names.enrichment)
+            return build_enriched_list_table(context, data_root, enrichment)
+
+    return enriched_list
+
+
+# The unprefixed code location's enriched_list, as it has always been.
+enriched_list = enriched_list_asset(DEFAULT_NAMES, daily_partitions)

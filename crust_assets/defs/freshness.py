@@ -19,7 +19,7 @@ import dagster as dg
 from dagster._time import get_current_datetime
 
 from crust_assets.defs.resources import DataRoot
-from crust_assets.doctor import SCHEDULE, instigator_on
+from crust_assets.doctor import instigator_on
 from crust_assets.freshness import (
     DEADLINE_ENV,
     DEFAULT_DEADLINE_CRON,
@@ -30,11 +30,10 @@ from crust_assets.freshness import (
     late_verdict,
     window_before_deadline,
 )
+from crust_assets.names import DEFAULT_NAMES, Names, current, using
 from crust_assets.storage import DataLayout
 
-ASSET = dg.AssetKey("enriched_contacts")
 ON_TIME = "enriched_contacts_on_time"
-LOAD_JOB = "load_enriched_contacts"
 
 
 def deadline_cron() -> str:
@@ -65,7 +64,7 @@ def _load_failure(instance: dg.DagsterInstance, day: str) -> str | None:
     from dagster._core.events import DagsterEventType
 
     newest = instance.get_run_records(
-        dg.RunsFilter(job_name=LOAD_JOB, tags={"dagster/partition": day}), limit=1
+        dg.RunsFilter(job_name=current().load_job, tags={"dagster/partition": day}), limit=1
     )
     if not newest or newest[0].dagster_run.status != dg.DagsterRunStatus.FAILURE:
         return None
@@ -93,7 +92,7 @@ def day_facts(
     input_exists = layout.is_file(path)
     return DayFacts(
         day=day,
-        loaded=_has_materialization(instance, ASSET, key),
+        loaded=_has_materialization(instance, current().contacts_key, key),
         expected=schedule_on or input_exists or plan is not None,
         input_file=layout.url(path),
         input_exists=input_exists,
@@ -111,15 +110,15 @@ def verdict_for(
     cron = deadline_cron()
     day = day or due_day(now, cron)
     deadline = deadline_of(day, cron)
-    if now < deadline and not _has_materialization(instance, ASSET, day.isoformat()):
+    if now < deadline and not _has_materialization(instance, current().contacts_key, str(day)):
         return day, None  # not due yet
-    schedule_on = instigator_on(instance, SCHEDULE, on_by_default=False)
+    schedule_on = instigator_on(instance, current().schedule, on_by_default=False)
     return day, late_verdict(day_facts(instance, layout, day, schedule_on), deadline)
 
 
 def evaluation(day: date, verdict: Verdict) -> dg.AssetCheckEvaluation:
     return dg.AssetCheckEvaluation(
-        asset_key=ASSET,
+        asset_key=current().contacts_key,
         check_name=ON_TIME,
         passed=verdict.passed,
         description=verdict.text,
@@ -128,16 +127,28 @@ def evaluation(day: date, verdict: Verdict) -> dg.AssetCheckEvaluation:
     )
 
 
-@dg.asset_check(
-    asset=ASSET,
-    name=ON_TIME,
-    blocking=False,
-    description=(
-        "The day due by CRUST_FRESHNESS_DEADLINE_CRON (default 10:00 UTC) is loaded; when late, "
-        "names the partition and why: no input file, plan not made, jobs running, load failed."
-    ),
-)
-def enriched_contacts_on_time(
+def on_time_check(names: Names) -> dg.AssetChecksDefinition:
+    """The copy's `enriched_contacts_on_time` check."""
+
+    @dg.asset_check(
+        asset=names.contacts_key,
+        name=ON_TIME,
+        blocking=False,
+        required_resource_keys={names.data_root},
+        description=(
+            "The day due by CRUST_FRESHNESS_DEADLINE_CRON (default 10:00 UTC) is loaded; when "
+            "late, names the partition and why: no input file, plan not made, jobs running, "
+            "load failed."
+        ),
+    )
+    def enriched_contacts_on_time(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        with using(names):
+            return on_time_result(context, getattr(context.resources, names.data_root))
+
+    return enriched_contacts_on_time
+
+
+def on_time_result(
     context: dg.AssetCheckExecutionContext, data_root: DataRoot
 ) -> dg.AssetCheckResult:
     partition = context.run.tags.get("dagster/partition")
@@ -153,16 +164,29 @@ def enriched_contacts_on_time(
     )
 
 
-@dg.sensor(
-    name="enriched_contacts_freshness_sensor",
-    minimum_interval_seconds=300,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "Records enriched_contacts_on_time for the day due by CRUST_FRESHNESS_DEADLINE_CRON, "
-        "once per change: late (with the cause) or loaded. Launches nothing."
-    ),
-)
-def enriched_contacts_freshness_sensor(
+def freshness_sensor(names: Names) -> dg.SensorDefinition:
+    """The copy's `enriched_contacts_freshness_sensor`: records the check, launches nothing."""
+
+    @dg.sensor(
+        name=names.freshness_sensor,
+        minimum_interval_seconds=300,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        required_resource_keys={names.data_root},
+        description=(
+            "Records enriched_contacts_on_time for the day due by CRUST_FRESHNESS_DEADLINE_CRON, "
+            "once per change: late (with the cause) or loaded. Launches nothing."
+        ),
+    )
+    def enriched_contacts_freshness_sensor(
+        context: dg.SensorEvaluationContext, **_: object
+    ) -> dg.SensorResult | dg.SkipReason:
+        with using(names):
+            return record_freshness(context, getattr(context.resources, names.data_root))
+
+    return enriched_contacts_freshness_sensor
+
+
+def record_freshness(
     context: dg.SensorEvaluationContext, data_root: DataRoot
 ) -> dg.SensorResult | dg.SkipReason:
     now = get_current_datetime()
@@ -173,3 +197,7 @@ def enriched_contacts_freshness_sensor(
     if state == context.cursor:
         return dg.SkipReason(f"unchanged: {verdict.text}")
     return dg.SensorResult(asset_events=[evaluation(day, verdict)], cursor=state)
+
+
+enriched_contacts_on_time = on_time_check(DEFAULT_NAMES)
+enriched_contacts_freshness_sensor = freshness_sensor(DEFAULT_NAMES)

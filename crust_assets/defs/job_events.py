@@ -16,8 +16,10 @@ import dagster as dg
 from crust_assets.lifecycle.decide import superseded
 from crust_assets.lifecycle.events import PlanEvent, parse_event
 from crust_assets.lifecycle.ledger import Ledger, LoadState, PlanState
+from crust_assets.names import DEFAULT_NAMES, current
 
-BATCH_ASSET_KEY = dg.AssetKey("contact_enrichment_batch")
+# The default copy's key; the code reads the running copy's, `current().batch_key`.
+BATCH_ASSET_KEY = DEFAULT_NAMES.batch_key
 PAGE_SIZE = 500
 
 
@@ -30,7 +32,7 @@ def record_event(instance: dg.DagsterInstance, event: PlanEvent) -> None:
     """Write one event now (not at the end of the tick): a crash must not lose it."""
     instance.report_runless_asset_event(
         dg.AssetObservation(
-            asset_key=BATCH_ASSET_KEY,
+            asset_key=current().batch_key,
             partition=event.date,
             metadata=event.metadata(),
             description=event.description,
@@ -60,7 +62,7 @@ def iter_observations(
 ) -> Iterator[dg.EventLogRecord]:
     """Observations of the batch asset in storage order, page by page."""
     records_filter = dg.AssetRecordsFilter(
-        asset_key=BATCH_ASSET_KEY,
+        asset_key=current().batch_key,
         asset_partitions=[partition] if partition else None,
         after_storage_id=after_storage_id or None,
         after_timestamp=after_timestamp,
@@ -133,7 +135,7 @@ def discover_plans(
 
 
 def latest_observation_storage_id(instance: dg.DagsterInstance) -> int:
-    result = instance.fetch_observations(BATCH_ASSET_KEY, limit=1, ascending=False)
+    result = instance.fetch_observations(current().batch_key, limit=1, ascending=False)
     return result.records[0].storage_id if result.records else 0
 
 
@@ -145,7 +147,7 @@ def iter_plan_records(
 ) -> Iterator[dg.EventLogRecord]:
     """Materialisations of the batch asset (each one a plan), oldest first."""
     records_filter = dg.AssetRecordsFilter(
-        asset_key=BATCH_ASSET_KEY,
+        asset_key=current().batch_key,
         after_storage_id=after_storage_id or None,
         after_timestamp=after_timestamp,
     )
@@ -185,7 +187,7 @@ def find_plan(
     instance: dg.DagsterInstance, date: str, plan_id: str | None = None
 ) -> PlanState | None:
     """The newest plan of a partition, or the one with `plan_id`."""
-    records_filter = dg.AssetRecordsFilter(asset_key=BATCH_ASSET_KEY, asset_partitions=[date])
+    records_filter = dg.AssetRecordsFilter(asset_key=current().batch_key, asset_partitions=[date])
     cursor = None
     while True:
         result = instance.fetch_materializations(records_filter, limit=50, cursor=cursor)

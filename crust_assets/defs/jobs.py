@@ -1,6 +1,18 @@
 """Asset jobs: what the schedule / file sensor launch, and what the submitter sensor requests."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import dagster as dg
+
+from crust_assets.defs.freshness import ON_TIME
+from crust_assets.names import DEFAULT_NAMES, Names
+
+if TYPE_CHECKING:  # what define_asset_job returns; Dagster does not export its name
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 # Every run of this pipeline carries this tag: deploy/dagster.yaml limits them by it.
 PIPELINE_RUN_TAGS = {"crust/pipeline": "contact_enrichment"}
@@ -11,24 +23,33 @@ PIPELINE_RUN_TAGS = {"crust/pipeline": "contact_enrichment"}
 # on that project's jobs. Partitioning is inferred from the selected (daily) assets.
 PIPELINE_EXECUTOR = dg.in_process_executor
 
-# The first two assets of a partition: read the list, plan and enqueue its jobs (no API call).
-plan_contact_enrichment_job = dg.define_asset_job(
-    name="plan_contact_enrichment",
-    selection=dg.AssetSelection.assets("contact_url_list", "contact_enrichment_batch"),
-    run_tags=PIPELINE_RUN_TAGS,
-    executor_def=PIPELINE_EXECUTOR,
-    description="Read a day's URL list and enqueue its Crustdata jobs (the sensor submits them).",
-)
 
-# Requested by contact_enrichment_sensor when every job of a partition has finished.
-enriched_contacts_job = dg.define_asset_job(
-    name="load_enriched_contacts",
-    # Not the freshness check: it judges the day due now, and its sensor records it.
-    selection=dg.AssetSelection.assets("enriched_contacts")
-    - dg.AssetSelection.checks(
-        dg.AssetCheckKey(dg.AssetKey("enriched_contacts"), "enriched_contacts_on_time")
-    ),
-    run_tags=PIPELINE_RUN_TAGS,
-    executor_def=PIPELINE_EXECUTOR,
-    description="Download a partition's job results and write enriched_contacts[date].",
-)
+def pipeline_jobs(
+    names: Names,
+) -> tuple[UnresolvedAssetJobDefinition, UnresolvedAssetJobDefinition]:
+    """The copy's plan job (the first two assets of a partition: read the list, plan and enqueue
+    its jobs, no API call) and load job (requested by the submitter sensor when every job of a
+    partition has finished)."""
+    plan = dg.define_asset_job(
+        name=names.plan_job,
+        selection=dg.AssetSelection.assets(names.url_list_key, names.batch_key),
+        run_tags=PIPELINE_RUN_TAGS,
+        executor_def=PIPELINE_EXECUTOR,
+        description=(
+            "Read a day's URL list and enqueue its Crustdata jobs (the sensor submits them)."
+        ),
+    )
+    load = dg.define_asset_job(
+        name=names.load_job,
+        # Not the freshness check: it judges the day due now, and its sensor records it.
+        selection=dg.AssetSelection.assets(names.contacts_key)
+        - dg.AssetSelection.checks(dg.AssetCheckKey(names.contacts_key, ON_TIME)),
+        run_tags=PIPELINE_RUN_TAGS,
+        executor_def=PIPELINE_EXECUTOR,
+        description="Download a partition's job results and write enriched_contacts[date].",
+    )
+    return plan, load
+
+
+# The unprefixed code location's jobs.
+plan_contact_enrichment_job, enriched_contacts_job = pipeline_jobs(DEFAULT_NAMES)

@@ -17,9 +17,9 @@ import re
 import dagster as dg
 
 from crust_assets.crustdata.redact import SecretScrubber
-from crust_assets.defs.jobs import enriched_contacts_job
 from crust_assets.lifecycle.ledger import PlanState
 from crust_assets.load_retry import LoadRun, LoadRunStatus, load_run_key
+from crust_assets.names import current
 
 PLAN_TAG = "crust/plan_id"
 ATTEMPT_TAG = "crust/load_attempt"
@@ -39,7 +39,7 @@ def latest_load_run(
     attempts were tagged count as attempt 1. A failure text goes into events and the sensor's
     summary: `scrubber` masks any secret in it."""
     records = instance.get_run_records(
-        dg.RunsFilter(job_name=enriched_contacts_job.name, tags={PLAN_TAG: plan_id}),
+        dg.RunsFilter(job_name=current().load_job, tags={PLAN_TAG: plan_id}),
         limit=MAX_RUNS_PER_PLAN,
     )
     for record in records:

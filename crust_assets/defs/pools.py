@@ -12,24 +12,27 @@ A limit someone set on purpose is kept, and reported on every tick when it is no
 
 import dagster as dg
 
-PLANNER_POOL = "crustdata_planner"
+from crust_assets import names
+
+# The default copy's pool; a copy's is `current().planner_pool`.
+PLANNER_POOL = names.DEFAULT_NAMES.planner_pool
 
 
 def ensure_planner_pool_limit(instance: dg.DagsterInstance) -> str | None:
     """Give the planner pool a limit of 1 unless one was set on purpose; a warning, or None."""
-    storage = instance.event_log_storage
+    storage, pool = instance.event_log_storage, names.current().planner_pool
     if not storage.supports_global_concurrency_limits:
         return (
             "this Dagster instance's storage has no concurrency pools: plans made at the same "
             "moment may buy the same URLs"
         )
-    current = next((p for p in storage.get_pool_limits() if p.name == PLANNER_POOL), None)
+    current = next((p for p in storage.get_pool_limits() if p.name == pool), None)
     if current is None or (current.from_default and current.limit != 1):
-        storage.set_concurrency_slots(PLANNER_POOL, 1)
+        storage.set_concurrency_slots(pool, 1)
         return None
     if current.limit != 1:
         return (
-            f"pool {PLANNER_POOL} allows {current.limit} plans at once: plans made at the same "
+            f"pool {pool} allows {current.limit} plans at once: plans made at the same "
             "moment may buy the same URLs (set its limit to 1)"
         )
     return None

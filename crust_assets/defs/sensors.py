@@ -6,8 +6,11 @@ backfill from fighting over the slots or billing a job twice. The rules are in
 `crust_assets.lifecycle`; `crust_assets.defs.submitter` runs them.
 """
 
+from __future__ import annotations
+
 import json
 import re
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -21,24 +24,50 @@ from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.defs.submitter import SubmitterTick
 from crust_assets.lifecycle.settings import SENSOR_CALL_TIMEOUT_SECONDS
+from crust_assets.names import DEFAULT_NAMES, Names, using
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 # One API call's retry budget inside a tick.
 SENSOR_RETRY_SECONDS = 5.0
 
 
-@dg.sensor(
-    name="contact_enrichment_sensor",
-    job=enriched_contacts_job,
-    minimum_interval_seconds=sensor_interval_seconds(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description=(
-        "The only job submitter: keeps up to 5 Crustdata jobs active across all partitions "
-        "(oldest first), polls them, records each job's life on contact_enrichment_batch, and "
-        "requests enriched_contacts[date] when a partition's jobs are all done (again, with "
-        "backoff, if that run fails before loading)."
-    ),
-)
-def contact_enrichment_sensor(
+def submitter_sensor(names: Names, job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+    """The copy's submitter: the only code of the copy that submits, on its own API key."""
+
+    @dg.sensor(
+        name=names.submitter_sensor,
+        job=job,
+        minimum_interval_seconds=sensor_interval_seconds(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        required_resource_keys={names.crustdata, names.enrichment, names.data_root},
+        description=(
+            "The only job submitter: keeps up to 5 Crustdata jobs active across all partitions "
+            "(oldest first), polls them, records each job's life on contact_enrichment_batch, "
+            "and requests enriched_contacts[date] when a partition's jobs are all done (again, "
+            "with backoff, if that run fails before loading)."
+        ),
+    )
+    # `**_`: called directly (a test), Dagster also passes the required resources by key.
+    def contact_enrichment_sensor(
+        context: dg.SensorEvaluationContext, **_: object
+    ) -> dg.SensorResult:
+        resources = context.resources
+        with using(names):
+            return submit_tick(
+                context,
+                getattr(resources, names.crustdata),
+                getattr(resources, names.enrichment),
+                getattr(resources, names.data_root),
+            )
+
+    return contact_enrichment_sensor
+
+
+def submit_tick(
     context: dg.SensorEvaluationContext,
     crustdata: CrustdataResource,
     enrichment: EnrichmentSettings,
@@ -61,25 +90,44 @@ def contact_enrichment_sensor(
 INPUT_FILE_PATTERN = re.compile(r"^(\d{4}-\d{2}-\d{2})\.csv$")
 
 
-@dg.sensor(
-    name="contact_url_list_file_sensor",
-    job=plan_contact_enrichment_job,
-    minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    description=(
-        "Starts a partition when a new or changed <data>/input/<YYYY-MM-DD>.csv appears. Stopped "
-        "by default: turning it on spends credits on every list that lands."
-    ),
-)
-def contact_url_list_file_sensor(
-    context: dg.SensorEvaluationContext, data_root: DataRoot
+def file_sensor(
+    names: Names,
+    job: UnresolvedAssetJobDefinition,
+    partitions: dg.PartitionsDefinition,
+    *,
+    on: bool = False,
+) -> dg.SensorDefinition:
+    """The copy's watcher of its data root's input folder; stopped unless `on`."""
+
+    @dg.sensor(
+        name=names.file_sensor,
+        job=job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING if on else dg.DefaultSensorStatus.STOPPED,
+        required_resource_keys={names.data_root},
+        description=(
+            "Starts a partition when a new or changed <data>/input/<YYYY-MM-DD>.csv appears. "
+            "Stopped by default: turning it on spends credits on every list that lands."
+        ),
+    )
+    def contact_url_list_file_sensor(
+        context: dg.SensorEvaluationContext, **_: object
+    ) -> dg.SensorResult:
+        with using(names):
+            return new_lists(context, getattr(context.resources, names.data_root), partitions)
+
+    return contact_url_list_file_sensor
+
+
+def new_lists(
+    context: dg.SensorEvaluationContext, data_root: DataRoot, partitions: dg.PartitionsDefinition
 ) -> dg.SensorResult:
     layout = data_root.layout()
     input_dir = layout.input_dir
     watermark, seen_at_watermark = parse_file_cursor(context.cursor)
     newest, seen_at_newest = watermark, set(seen_at_watermark)
     requests = []
-    valid_keys = set(daily_partitions.get_partition_keys())
+    valid_keys = set(partitions.get_partition_keys())
     # Listed through the data root's filesystem: on S3 the time is the object's LastModified,
     # in whole seconds, so a list landing in the second of the watermark is told apart by name.
     for name, modified in layout.list_files(input_dir):
@@ -127,14 +175,24 @@ def parse_file_cursor(cursor: str | None) -> tuple[int, set[str]]:
 
 # contact_coverage and contacts_latest carry automation conditions; this sensor evaluates them
 # (on by default, so they follow enriched_contacts without anyone clicking).
-contact_automation_sensor = dg.AutomationConditionSensorDefinition(
-    "contact_automation_sensor",
-    target=dg.AssetSelection.assets(
-        "contact_coverage", "contacts_latest", "contacts_duckdb", "enriched_list"
-    ),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=poll_interval_seconds(),
-    run_tags=PIPELINE_RUN_TAGS,
-    description="Updates contact_coverage, contacts_latest and enriched_list when "
-    "enriched_contacts changes.",
+def automation_sensor(names: Names) -> dg.AutomationConditionSensorDefinition:
+    """The copy's evaluator of the automation conditions of its downstream assets."""
+    return dg.AutomationConditionSensorDefinition(
+        names.automation_sensor,
+        target=dg.AssetSelection.assets(
+            names.coverage_key, names.latest_key, names.duckdb_key, names.list_key
+        ),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=poll_interval_seconds(),
+        run_tags=PIPELINE_RUN_TAGS,
+        description="Updates contact_coverage, contacts_latest and enriched_list when "
+        "enriched_contacts changes.",
+    )
+
+
+# The unprefixed code location's sensors.
+contact_enrichment_sensor = submitter_sensor(DEFAULT_NAMES, enriched_contacts_job)
+contact_url_list_file_sensor = file_sensor(
+    DEFAULT_NAMES, plan_contact_enrichment_job, daily_partitions
 )
+contact_automation_sensor = automation_sensor(DEFAULT_NAMES)

@@ -22,11 +22,10 @@ from crust_assets.monthly_budget import (
     month_start,
     monthly_metadata,
 )
+from crust_assets.names import current
 from crust_assets.storage import DataLayout
 from crust_assets.table import COLUMN_CREDITS, ENRICHED_CONTACTS_SCHEMA
 
-PLANS_ASSET = dg.AssetKey("contact_enrichment_batch")
-LOADS_ASSET = dg.AssetKey("enriched_contacts")
 _PAGE = 500
 
 
@@ -64,10 +63,13 @@ def _metadata_since(instance: dg.DagsterInstance, key: dg.AssetKey, start: datet
 
 def pending_plan_credits(instance: dg.DagsterInstance, start: datetime) -> int:
     """Worst-case credits of plans made since `start` whose rows are not loaded yet."""
-    loaded = {str(meta.get("plan_id")) for meta in _metadata_since(instance, LOADS_ASSET, start)}
+    names = current()
+    loaded = {
+        str(meta.get("plan_id")) for meta in _metadata_since(instance, names.contacts_key, start)
+    }
     return sum(
         int(meta.get("credits_estimate_worst_case") or 0)
-        for meta in _metadata_since(instance, PLANS_ASSET, start)
+        for meta in _metadata_since(instance, names.batch_key, start)
         if str(meta.get("plan_id")) not in loaded
     )
 

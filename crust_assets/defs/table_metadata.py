@@ -37,9 +37,10 @@ def table_column_schema(name: str) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def table_definition_metadata(name: str) -> dict[str, object]:
-    """`dagster/column_schema`, `dagster/table_name` and `dagster/uri` of a warehouse table."""
-    data_dir = os.environ.get("CRUST_DATA_DIR") or "data"
+def table_definition_metadata(name: str, data_dir: str | None = None) -> dict[str, object]:
+    """`dagster/column_schema`, `dagster/table_name` and `dagster/uri` of a warehouse table (under
+    `data_dir`, default CRUST_DATA_DIR)."""
+    data_dir = data_dir or os.environ.get("CRUST_DATA_DIR") or "data"
     metadata: dict[str, object] = {
         "dagster/column_schema": table_column_schema(name),
         "dagster/table_name": name,
@@ -50,9 +51,9 @@ def table_definition_metadata(name: str) -> dict[str, object]:
     return metadata
 
 
-def latest_column_lineage() -> dg.TableColumnLineage:
+def latest_column_lineage(source: dg.AssetKey | None = None) -> dg.TableColumnLineage:
     """contacts_latest: every column is the same column of enriched_contacts' newest row."""
-    source = dg.AssetKey("enriched_contacts")
+    source = source or dg.AssetKey("enriched_contacts")
     return dg.TableColumnLineage(
         deps_by_column={
             column.name: [dg.TableColumnDep(asset_key=source, column_name=column.name)]
