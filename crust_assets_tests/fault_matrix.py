@@ -426,6 +426,9 @@ def s_jobs_always_fail(world: World) -> None:
     world.pipeline.plan("2026-11-05")
     drive(world)
     expect(len(pipeline_submissions(world)) == 2, "not bounded by max_job_attempts=2")
+    world.pipeline.tick()  # the tick after the one that requested the load reports the failure
+    failures = [t for t in world.pipeline.failed_ticks if "2026-11-05: plan" in t]
+    expect(len(failures) == 1, f"not one failed tick saying the plan failed: {failures}")
 
 
 def s_lost_submit_reconciled(world: World) -> None:
@@ -709,6 +712,9 @@ def _credits_out(world: World, status: int) -> None:
     world.pipeline.plan(last)
     drive(world)
     expect(len(pipeline_submissions(world)) == 7, "recovery did not submit exactly 2 jobs")
+    # The tick after the ones that requested the loads failed, once, saying so.
+    alarms = [t for t in world.pipeline.failed_ticks if "out of credits" in t]
+    expect(len(alarms) == 1, f"not one failed tick saying out of credits: {alarms}")
     world.notes.append(f"{status} once, stopped; 300 of 900 kept; recovered with 2 more jobs")
 
 

@@ -18,6 +18,7 @@ import dagster as dg
 from crust_assets.definitions import ALL_ASSETS, build_definitions, with_table_io_manager
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.defs.sensors import contact_enrichment_sensor
+from crust_assets.defs.submitter import SubmitterAlarm
 from crust_assets.lifecycle.ledger import Ledger
 from crust_assets.storage import DataLayout
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
@@ -40,6 +41,7 @@ class Pipeline:
     cursor: str | None = None
     requested_run_keys: list[str] = field(default_factory=list)
     max_slot_holders_seen: int = 0
+    failed_ticks: list[str] = field(default_factory=list)  # each failed tick's error text
 
     def __post_init__(self) -> None:
         self.layout = DataLayout.from_location(self.data_dir)
@@ -97,7 +99,11 @@ class Pipeline:
             resources=self.resources,
             definitions=self.defs,
         )
-        result = contact_enrichment_sensor(context)
+        try:
+            result = contact_enrichment_sensor(context)
+        except SubmitterAlarm as alarm:  # a failed tick: the daemon keeps no cursor and no runs
+            self.failed_ticks.append(str(alarm))
+            return dg.SensorResult(run_requests=[])
         assert isinstance(result, dg.SensorResult)
         if keep_cursor:
             self.cursor = result.cursor

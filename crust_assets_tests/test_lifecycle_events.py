@@ -40,6 +40,14 @@ WRITTEN_BEFORE = [
      "message": "503", "failed_at": 10.0, "retry_at": 70.0},
     {"event": "load_given_up", "date": "2026-11-20", "plan_id": "p1", "attempt": 6,
      "message": "gone"},
+    # The sensor's own state, so that a failed tick (no cursor saved) replays it.
+    {"event": "submissions_paused", "date": "2026-11-20", "plan_id": "p1",
+     "cause": "key_refused", "until": 400.0, "message": "the API refused the key: 401"},
+    {"event": "credits_exhausted", "date": "2026-11-20", "plan_id": "p1", "message": "402"},
+    {"event": "api_unreachable", "date": "2026-11-20", "plan_id": "p1", "since": 100.0,
+     "message": "connection refused"},
+    {"event": "api_reachable", "date": "2026-11-20", "plan_id": "p1", "down_since": 100.0},
+    {"event": "alert_raised", "date": "2026-11-20", "plan_id": "p1", "alert": "plan_failed"},
 ]  # fmt: skip
 
 

@@ -122,6 +122,7 @@ def discover_plans(
     the plans of the same date they replace (none for a plan whose pending load turns out to
     have `loaded`: it is marked so instead)."""
     superseding: list[PlanEvent] = []
+    _fill_planned_at(instance, ledger)
     for record in iter_plan_records(instance, after_storage_id=ledger.plan_watermark):
         ledger.plan_watermark = record.storage_id
         if (plan := plan_from_record(record)) is None:
@@ -132,6 +133,16 @@ def discover_plans(
             else:
                 superseding.append(superseded(old, plan.plan_id))
     return superseding
+
+
+def _fill_planned_at(instance: dg.DagsterInstance, ledger: Ledger) -> None:
+    """When the plans a cursor written before plans had a time were made: how long a plan has
+    waited is an alarm."""
+    for plan in ledger.plans.values():
+        if plan.planned_at is None:
+            first = next(iter_plan_records(instance, after_storage_id=plan.storage_id - 1), None)
+            if first is not None and first.storage_id == plan.storage_id:
+                plan.planned_at = first.timestamp
 
 
 def latest_observation_storage_id(instance: dg.DagsterInstance) -> int:
@@ -180,6 +191,7 @@ def plan_from_record(record: dg.EventLogRecord) -> PlanState | None:
         storage_id=record.storage_id,
         lenders=[str(key) for key in meta.get("lender_plans") or []],
         borrowed=int(meta.get("urls_borrowed", 0)),
+        planned_at=record.timestamp,
     )
 
 

@@ -13,7 +13,12 @@ from pydantic import Field
 
 from crust_assets.crustdata import DEFAULT_BASE_URL, FIELDS, CrustdataClient, DownloadLimits
 from crust_assets.crustdata.limits import LIMIT_SETTINGS, host_patterns
-from crust_assets.lifecycle.settings import LifecycleSettings
+from crust_assets.lifecycle.settings import (
+    API_DOWN_ALERT_MINUTES,
+    PAUSE_SECONDS,
+    PLAN_WAIT_ALERT_HOURS,
+    LifecycleSettings,
+)
 from crust_assets.load_retry import (
     DEFAULT_LOAD_RETRY_MAX_SECONDS,
     DEFAULT_LOAD_RETRY_SECONDS,
@@ -37,6 +42,18 @@ def env_or(name: str, default: object) -> object:
 
 def env_int_or(name: str, default: int) -> object:
     return dg.EnvVar.int(name) if os.environ.get(name) else default
+
+
+def env_float_or(name: str, default: float) -> float:
+    """A positive number read when the code location loads (`dg.EnvVar` has no float form)."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{name} must be a number above 0; got {raw!r}")
+    return value
 
 
 _LIMITS = DownloadLimits()
@@ -196,6 +213,21 @@ class EnrichmentSettings(dg.ConfigurableResource):
         default=int(DEFAULT_LOAD_RETRY_MAX_SECONDS),
         description="env CRUST_LOAD_RETRY_MAX_SECONDS: the longest wait between load attempts",
     )
+    refusal_pause_seconds: int = Field(
+        default=int(PAUSE_SECONDS),
+        description="env CRUST_REFUSAL_PAUSE_SECONDS: after the API refuses the key (401) or "
+        "access (403), the sensor stops submitting (and, for the key, polling) this long",
+    )
+    api_down_alert_minutes: float = Field(
+        default=API_DOWN_ALERT_MINUTES,
+        description="env CRUST_API_DOWN_ALERT_MINUTES: the submitter's ticks fail once the API "
+        "has not answered this long while there is work for it",
+    )
+    plan_wait_alert_hours: float = Field(
+        default=PLAN_WAIT_ALERT_HOURS,
+        description="env CRUST_PLAN_WAIT_ALERT_HOURS: the submitter's ticks fail while a plan "
+        "made this long ago still waits for its jobs or for the plans it borrowed from",
+    )
     tick_budget_seconds: float = Field(
         default=20.0, description="Work per sensor tick, well under Dagster's 60 s tick limit."
     )
@@ -242,6 +274,9 @@ class EnrichmentSettings(dg.ConfigurableResource):
             retry_cooldown_seconds=self.retry_cooldown_seconds,
             call_timeout_seconds=call_timeout_seconds,
             load_policy=self.load_retry_policy(),
+            pause_seconds=self.refusal_pause_seconds,
+            api_down_alert_minutes=self.api_down_alert_minutes,
+            plan_wait_alert_hours=self.plan_wait_alert_hours,
         )
 
     def input_limits(self) -> InputLimits:
@@ -299,6 +334,13 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
                 "CRUST_LOAD_RETRY_MAX_SECONDS", int(DEFAULT_LOAD_RETRY_MAX_SECONDS)
             ),
             allow_reenrich_erased=env_flag("CRUST_ALLOW_REENRICH_ERASED"),
+            refusal_pause_seconds=env_int_or("CRUST_REFUSAL_PAUSE_SECONDS", int(PAUSE_SECONDS)),  # type: ignore[arg-type]
+            api_down_alert_minutes=env_float_or(
+                "CRUST_API_DOWN_ALERT_MINUTES", API_DOWN_ALERT_MINUTES
+            ),
+            plan_wait_alert_hours=env_float_or(
+                "CRUST_PLAN_WAIT_ALERT_HOURS", PLAN_WAIT_ALERT_HOURS
+            ),
             input_max_bytes=env_int_or("CRUST_INPUT_MAX_BYTES", DEFAULT_INPUT_MAX_BYTES),  # type: ignore[arg-type]
             input_max_rows=env_int_or("CRUST_INPUT_MAX_ROWS", DEFAULT_INPUT_MAX_ROWS),  # type: ignore[arg-type]
             url_column=env_or("CRUST_URL_COLUMN", None),  # type: ignore[arg-type]

@@ -4,6 +4,11 @@ It reads the events written since its cursor, asks `crust_assets.lifecycle.decid
 runs each action against the API and records what happened. Every event is written to the
 event log before it is folded into the ledger, so a tick that dies mid-way replays to the
 same state on the next tick, and an accepted job is never submitted again.
+
+When `crust_assets.lifecycle.alarms` finds something alarming (a refused key, the API down too
+long, a failed plan...), the tick fails with `SubmitterAlarm` once its events are recorded:
+Dagster keeps neither the cursor nor the run requests of a failed tick, so a tick that requests
+runs reports its alarms on the next one, and everything the next tick needs is in the event log.
 """
 
 import functools
@@ -21,12 +26,17 @@ from crust_assets.defs.job_urls import JobUrls
 from crust_assets.defs.loads import latest_load_run, load_run_request, pending_load_done
 from crust_assets.defs.pools import ensure_planner_pool_limit
 from crust_assets.defs.resources import DataRoot, EnrichmentSettings
-from crust_assets.lifecycle import answers, decide
+from crust_assets.lifecycle import alarms, answers, decide
 from crust_assets.lifecycle.events import PlanEvent
 from crust_assets.lifecycle.ledger import Ledger, PlanState
 from crust_assets.lifecycle.settings import SENSOR_CALL_TIMEOUT_SECONDS
 
 T = TypeVar("T")
+
+
+class SubmitterAlarm(dg.DagsterError):
+    """Fails the tick with what is wrong and what to do (a DagsterError, so Dagster shows this
+    text as the tick's error instead of wrapping it)."""
 
 
 class SubmitterTick:
@@ -59,6 +69,8 @@ class SubmitterTick:
         loaded = functools.partial(pending_load_done, self.instance)
         self._record(*log.discover_plans(self.instance, self.ledger, loaded))
         log.replay_events(self.instance, self.ledger)
+        if not self.context.cursor:  # a new cursor: the failures already in the log are history
+            self.ledger.alerts.clear()
         now = self.clock()
         due = poll_due(self.layout, self.ledger, self.webhook_url, now, self.notes)
         facts = self.ledger.start_tick(now, self.deadline, due)
@@ -69,16 +81,23 @@ class SubmitterTick:
             for action in step.actions:
                 self._act(action)
             facts.finished |= step.finishes
+        found = alarms.alarms(self.ledger, self.clock(), self.rules)
+        if found and self.run_requests:  # a failed tick's run requests would be dropped
+            self.notes.append(f"{len(found)} alarms, reported by the next tick")
         summary = decide.summary(self.ledger, self.calls, self.notes)
         latest = log.latest_observation_storage_id(self.instance)
         self.ledger.observation_watermark = max(self.ledger.observation_watermark, latest)
         self.ledger.forget_finished()
         self.context.log.info(summary)
-        return dg.SensorResult(
+        result = dg.SensorResult(
             run_requests=self.run_requests,
             cursor=self.ledger.to_cursor(),
             skip_reason=None if self.run_requests else summary,
         )
+        if found and not self.run_requests:
+            self._record(*alarms.reported(found))  # first the log: a one-off fails one tick
+            raise SubmitterAlarm(alarms.message(found))
+        return result
 
     def _record(self, *events: PlanEvent) -> None:
         for event in events:
@@ -94,7 +113,7 @@ class SubmitterTick:
                 job = plans[key].jobs[str(index)]
                 result = answers.poll_answer(plans[key], job, answer, self.clock(), self.rules)
                 facts.polls_stopped = result.stop
-                self._apply(result)
+                self._apply(result, plans[key], answer)
             case decide.FindLostSubmit():
                 self._find_lost_submits()
             case decide.Submit(key, index, attempt):
@@ -123,26 +142,21 @@ class SubmitterTick:
         except CrustdataError as error:
             return error
 
-    def _apply(self, answer: answers.Answer) -> None:
+    def _apply(self, answer: answers.Answer, plan: PlanState, raw: object) -> None:
+        """Record what the call's answer (`raw`, read as `answer`) means, then what follows."""
         self._record(*answer.events)
-        self.notes.extend(answer.notes)
-        if answer.pause:
-            self.ledger.pause(self.clock() + self.rules.pause_seconds, answer.pause)
-            self.context.log.error(f"contact_enrichment_sensor: submissions paused: {answer.pause}")
-            self.notes.append(f"submissions paused: {answer.pause}")
-        if error := answer.credits_exhausted:
-            self.context.log.error(f"contact_enrichment_sensor: out of credits: {error}")
-            self._record(*answers.credits_exhausted(self.ledger, error))
+        then = answers.consequences(self.ledger, plan, answer, raw, self.clock(), self.rules)
+        self._record(*then.events)
+        self.notes.extend(answer.notes + then.notes)
 
     def _find_lost_submits(self) -> None:
         known = log.known_batch_ids(self.instance, self.ledger, self.rules.clock_skew_seconds + 60)
         listed = self._call(lambda: list(self.client.list_batches(limit=100)))
-        if isinstance(listed, CrustdataError):
-            self.notes.append(f"could not list batches to reconcile: {listed}")
-            return
-        self._apply(
-            answers.lost_submit_answer(self.ledger.unconfirmed(), listed, known, self.rules)
-        )
+        unconfirmed = self.ledger.unconfirmed()
+        answer = answers.Answer(notes=(f"could not list batches to reconcile: {listed}",))
+        if not isinstance(listed, CrustdataError):
+            answer = answers.lost_submit_answer(unconfirmed, listed, known, self.rules)
+        self._apply(answer, unconfirmed[0][0], listed)
 
     def _submit(self, plan: PlanState, index: int, attempt: int) -> None:
         if (sending := self.urls.to_send(plan, index)) is None:
@@ -159,4 +173,4 @@ class SubmitterTick:
         )
         answer = answers.submit_answer(plan, plan.jobs[str(index)], sent, self.clock())
         self.ledger.facts.submits_stopped = answer.stop
-        self._apply(answer)
+        self._apply(answer, plan, sent)

@@ -3,7 +3,8 @@
 Each function takes the answer as a value (the document, or the client's exception: the
 exceptions are plain classes, no HTTP here), the clock as a number and the settings, so every
 row of the README's trouble table is a millisecond test. The executor records the events in
-order and folds them, then acts on `pause`, `stop` and `credits_exhausted`.
+order and folds them, then the ones `consequences` adds (a pause, credits given up), and
+`reachability`'s: whether the API answered at all.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from crust_assets.crustdata.errors import (
     InvalidRequestError,
     NotFoundError,
     PermissionDeniedError,
+    ServerError,
     TooManyActiveJobsError,
+    TransportError,
 )
 from crust_assets.crustdata.lost_submit import LostSubmitLookup, find_lost_submit
 from crust_assets.crustdata.models import BatchStatus, SubmitResponse
@@ -36,6 +39,7 @@ class Answer:
     events: tuple[ev.PlanEvent, ...] = ()
     notes: tuple[str, ...] = ()
     pause: str | None = None  # stop submitting for `pause_seconds`, for this reason
+    pause_cause: ev.PauseCause | None = None
     stop: bool = False  # no more calls of this kind this tick
     credits_exhausted: str | None = None  # the API's text: give up every job not yet accepted
 
@@ -98,7 +102,11 @@ def _not_accepted(plan: PlanState, job: Job, error: CrustdataError, now: float) 
         return Answer((event,), stop=True, credits_exhausted=str(error))
     if isinstance(error, AuthenticationError | PermissionDeniedError):
         event = deferred(plan, job, str(error), now)
-        return Answer((event,), stop=True, pause=f"the API refused the key: {error}")
+        cause = ev.PauseCause.KEY_REFUSED
+        if not isinstance(error, AuthenticationError):
+            cause = ev.PauseCause.NO_ACCESS
+        pause = f"the API refused the key: {error}"
+        return Answer((event,), stop=True, pause=pause, pause_cause=cause)
     return Answer((deferred(plan, job, f"submit failed, will retry: {error}", now),), stop=True)
 
 
@@ -141,6 +149,70 @@ def credits_exhausted(ledger: Ledger, error: str) -> list[ev.PlanEvent]:
     return given_up
 
 
+def consequences(
+    ledger: Ledger,
+    plan: PlanState,
+    answer: Answer,
+    raw: object,
+    now: float,
+    settings: LifecycleSettings,
+) -> Answer:
+    """What follows a call's answer (`raw`, read as `answer`) once its own events are folded:
+    whether the API answered at all (`reachability`), the pause it calls for, and, when
+    credits ran out, every job not yet accepted given up. All are events, so a tick that fails
+    after them (Dagster keeps no cursor of a failed tick) replays them."""
+    found: list[ev.PlanEvent] = list(reachability(ledger, plan, raw, now))
+    notes: list[str] = []
+    if answer.pause:
+        until = now + settings.pause_seconds
+        cause = answer.pause_cause or ev.PauseCause.KEY_REFUSED
+        found.append(
+            ev.SubmissionsPaused(
+                date=plan.date,
+                plan_id=plan.plan_id,
+                cause=str(cause),
+                until=until,
+                message=answer.pause,
+                description=f"submissions paused until {_clock(until)}: {answer.pause}",
+            )
+        )
+        notes.append(f"submissions paused: {answer.pause}")
+    if error := answer.credits_exhausted:
+        text = f"{plan.date}: out of credits: {error}"
+        found.append(
+            ev.CreditsExhausted(
+                date=plan.date, plan_id=plan.plan_id, message=error, description=text
+            )
+        )
+        found += credits_exhausted(ledger, error)
+        notes.append(text)
+    return Answer(tuple(found), tuple(notes))
+
+
+def reachability(
+    ledger: Ledger, plan: PlanState, answer: object, now: float
+) -> tuple[ev.PlanEvent, ...]:
+    """Whether the API answered `answer` at all, recorded when that changes: the first call
+    that fails with a connection error or a 5xx (after the client's retries) marks the API down
+    since `now`, the first answer after that marks it back. (A submit whose answer was lost
+    tells neither.)"""
+    fields = {"date": plan.date, "plan_id": plan.plan_id}
+    if isinstance(answer, TransportError | ServerError):
+        if ledger.api_down_since is not None:
+            return ()
+        text = f"the Crustdata API did not answer: {answer}"
+        return (ev.ApiUnreachable(**fields, since=now, message=str(answer), description=text),)
+    if ledger.api_down_since is None or isinstance(answer, AmbiguousSubmissionError):
+        return ()
+    down = ledger.api_down_since
+    text = f"the Crustdata API answers again (it did not since {_clock(down)})"
+    return (ev.ApiReachable(**fields, down_since=down, description=text),)
+
+
+def _clock(at: float) -> str:
+    return datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 # ---- poll ----------------------------------------------------------------------------------
 def poll_answer(
     plan: PlanState,
@@ -153,7 +225,9 @@ def poll_answer(
     if isinstance(answer, NotFoundError):
         return Answer(job_failed(plan, job, "the API no longer knows this batch id", now, settings))
     if isinstance(answer, AuthenticationError):
-        return Answer(pause=f"API key refused: {answer}", stop=True)
+        return Answer(
+            pause=f"API key refused: {answer}", stop=True, pause_cause=ev.PauseCause.KEY_REFUSED
+        )
     if isinstance(answer, CrustdataError):
         return Answer(notes=(f"could not poll {job.batch_id}: {answer}",))
     if answer.status == "completed":

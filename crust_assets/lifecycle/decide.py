@@ -134,9 +134,12 @@ def next_step(ledger: Ledger, now: float, settings: LifecycleSettings) -> Step:
 
 
 def _polls(ledger: Ledger, now: float, settings: LifecycleSettings) -> list[Action]:
-    """The next active job not polled yet this tick, while there is time for a call."""
+    """The next active job not polled yet this tick, while there is time for a call (none while
+    the key is refused: every call would be refused too)."""
     facts = ledger.facts
     if not ledger.open_plans() or not facts.poll_due or facts.polls_stopped:
+        return []
+    if ledger.key_refused(now):
         return []
     due = [
         Poll(plan.key, job.index, job.batch_id)
@@ -151,7 +154,8 @@ def _polls(ledger: Ledger, now: float, settings: LifecycleSettings) -> list[Acti
 
 
 def _lookups(ledger: Ledger, now: float, settings: LifecycleSettings) -> list[Action]:
-    return [FindLostSubmit()] if ledger.open_plans() and ledger.unconfirmed() else []
+    wanted = ledger.open_plans() and ledger.unconfirmed() and not ledger.key_refused(now)
+    return [FindLostSubmit()] if wanted else []
 
 
 def submit_candidates(ledger: Ledger, now: float) -> list[Submit]:

@@ -35,6 +35,20 @@ class EventName(StrEnum):
     LOAD_REQUESTED = "load_requested"  # enriched_contacts[date] requested (attempt n)
     LOAD_FAILED = "load_failed"  # that run failed before loading; retried after `retry_at`
     LOAD_GIVEN_UP = "load_given_up"  # attempts exhausted, or a person canceled the run
+    # The sensor's own state, written so that a tick that fails (Dagster keeps no cursor of a
+    # failed tick) replays it: a pause after a refusal, and since when the API has not answered.
+    SUBMISSIONS_PAUSED = "submissions_paused"
+    CREDITS_EXHAUSTED = "credits_exhausted"  # a submit was refused for credits (402/403)
+    API_UNREACHABLE = "api_unreachable"  # calls began failing: connection errors, 5xx
+    API_REACHABLE = "api_reachable"  # the API answered again
+    ALERT_RAISED = "alert_raised"  # a failed tick reported this one-off fact: not again
+
+
+class PauseCause(StrEnum):
+    """Why submissions are paused (the `cause` of `submissions_paused`)."""
+
+    KEY_REFUSED = "key_refused"  # 401: every call fails, polls pause too
+    NO_ACCESS = "no_access"  # 403 not about credits: the key may not submit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,6 +196,44 @@ class LoadGivenUp(PlanEvent):
     message: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class SubmissionsPaused(PlanEvent):
+    """Recorded on the partition whose call was refused; the pause is the sensor's, not the
+    plan's."""
+
+    NAME = EventName.SUBMISSIONS_PAUSED
+    cause: str
+    until: float
+    message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreditsExhausted(PlanEvent):
+    NAME = EventName.CREDITS_EXHAUSTED
+    message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiUnreachable(PlanEvent):
+    NAME = EventName.API_UNREACHABLE
+    since: float
+    message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiReachable(PlanEvent):
+    NAME = EventName.API_REACHABLE
+    down_since: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertRaised(PlanEvent):
+    NAME = EventName.ALERT_RAISED
+    alert: str  # the one-off fact's kind: plan_failed or credits_exhausted
+
+
+# Events about the sensor rather than one plan: folded whether or not the plan is tracked.
+SENSOR_EVENTS = (SubmissionsPaused, CreditsExhausted, ApiUnreachable, ApiReachable, AlertRaised)
 Event = PlanEvent
 EVENT_TYPES: dict[str, type[PlanEvent]] = {
     str(kind.NAME): kind
@@ -202,6 +254,7 @@ EVENT_TYPES: dict[str, type[PlanEvent]] = {
         LoadRequested,
         LoadFailed,
         LoadGivenUp,
+        *SENSOR_EVENTS,
     )
 }
 _CONVERTERS = {"int": int, "float": float, "str": str, "bool": bool}

@@ -135,6 +135,7 @@ class PlanState:
     # Job index -> the batch id that delivered it (None: all its URLs were erased, nothing sent).
     # Only kept by a ledger made with `record_deliveries`; never in the cursor.
     delivered: dict[int, str | None] = field(default_factory=dict)
+    planned_at: float | None = None  # when it was materialised (None: a cursor older than that)
 
     @property
     def key(self) -> str:
@@ -187,6 +188,20 @@ def plan_key(date: str, plan_id: str) -> str:
     return f"{date}/{plan_id}"
 
 
+@dataclass(frozen=True)
+class PendingAlert:
+    """A one-off fact (a plan failed, credits ran out) no failed tick has reported yet."""
+
+    kind: str  # the event name: plan_failed or credits_exhausted
+    date: str
+    plan_id: str
+    message: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{plan_key(self.date, self.plan_id)}"
+
+
 def job_count_for(url_count: int) -> int:
     return math.ceil(url_count / MAX_URLS_PER_JOB) if url_count else 0
 
@@ -200,6 +215,10 @@ class Ledger:
     plans: dict[str, PlanState] = field(default_factory=dict)
     paused_until: float | None = None
     pause_reason: str | None = None
+    pause_cause: str | None = None  # an events.PauseCause; None in older cursors: the key
+    api_down_since: float | None = None  # the first of the calls failing since (connection, 5xx)
+    api_error: str | None = None
+    alerts: dict[str, PendingAlert] = field(default_factory=dict)  # by PendingAlert.key
     last_poll_at: float = 0.0
     record_deliveries: bool = False
     facts: TickFacts = field(default_factory=TickFacts, repr=False, compare=False)
@@ -218,6 +237,10 @@ class Ledger:
             "pw": self.plan_watermark,
             "paused_until": self.paused_until,
             "pause_reason": self.pause_reason,
+            "pause_cause": self.pause_cause,
+            "api_down_since": self.api_down_since,
+            "api_error": self.api_error,
+            "alerts": [asdict(alert) for alert in self.alerts.values()],
             "last_poll_at": self.last_poll_at,
             "plans": plans,
         }
@@ -237,8 +260,14 @@ class Ledger:
             plan_watermark=data["pw"],
             paused_until=data.get("paused_until"),
             pause_reason=data.get("pause_reason"),
+            pause_cause=data.get("pause_cause"),
+            api_down_since=data.get("api_down_since"),
+            api_error=data.get("api_error"),
             last_poll_at=float(data.get("last_poll_at", 0.0)),
         )
+        for raw_alert in data.get("alerts", []):
+            alert = PendingAlert(**raw_alert)
+            ledger.alerts[alert.key] = alert
         for raw in data["plans"]:
             plan = _plan_from_json(raw, version)
             ledger.plans[plan.key] = plan
@@ -328,8 +357,12 @@ class Ledger:
         """Submissions are paused (the API refused the key)."""
         return self.paused_until is not None and now < self.paused_until
 
-    def pause(self, until: float, reason: str) -> None:
-        self.paused_until, self.pause_reason = until, reason
+    def pause(self, until: float, reason: str, cause: str | None = None) -> None:
+        self.paused_until, self.pause_reason, self.pause_cause = until, reason, cause
+
+    def key_refused(self, now: float) -> bool:
+        """Paused because the API refused the key: every call would fail, polls wait too."""
+        return self.pause_active(now) and self.pause_cause in (None, ev.PauseCause.KEY_REFUSED)
 
     def start_tick(self, now: float, deadline: float, poll_due: bool) -> TickFacts:
         """Fresh facts for a tick starting at `now`; an expired pause is lifted."""
@@ -337,7 +370,7 @@ class Ledger:
         if poll_due:
             self.last_poll_at = now
         if not self.pause_active(now):
-            self.paused_until = self.pause_reason = None
+            self.paused_until = self.pause_reason = self.pause_cause = None
         return self.facts
 
     def known_batch_ids(self) -> set[str]:
@@ -378,16 +411,38 @@ class Ledger:
 
     # ---- the fold ----------------------------------------------------------------------
     def apply(self, event: ev.PlanEvent, timestamp: float) -> None:
-        """Fold one recorded event in. Events of plans not tracked are ignored (already gone)."""
+        """Fold one recorded event in. Events of plans not tracked are ignored (already gone),
+        but for those about the sensor itself."""
+        if isinstance(event, ev.SENSOR_EVENTS):
+            self._apply_sensor_event(event)
+            return
         plan = self.plans.get(plan_key(event.date, event.plan_id))
         if plan is None:
             return
+        if isinstance(event, ev.PlanFailed):
+            self._add_alert(event, event.message)
         if isinstance(event, ev.JobEvent):
             self._apply_job_event(plan, event, timestamp)
         elif isinstance(event, ev.LoadRequested | ev.LoadFailed | ev.LoadGivenUp):
             _apply_load_event(plan, event, timestamp)
         else:
             _apply_plan_event(plan, event)
+
+    def _apply_sensor_event(self, event: ev.PlanEvent) -> None:
+        if isinstance(event, ev.SubmissionsPaused):
+            self.pause(event.until, event.message or event.cause, event.cause)
+        elif isinstance(event, ev.CreditsExhausted):
+            self._add_alert(event, event.message)
+        elif isinstance(event, ev.ApiUnreachable) and self.api_down_since is None:
+            self.api_down_since, self.api_error = event.since, event.message
+        elif isinstance(event, ev.ApiReachable):
+            self.api_down_since = self.api_error = None
+        elif isinstance(event, ev.AlertRaised):
+            self.alerts.pop(f"{event.alert}:{plan_key(event.date, event.plan_id)}", None)
+
+    def _add_alert(self, event: ev.PlanEvent, message: str | None) -> None:
+        alert = PendingAlert(str(event.NAME), event.date, event.plan_id, message or "")
+        self.alerts[alert.key] = alert
 
     def _apply_job_event(self, plan: PlanState, event: ev.JobEvent, timestamp: float) -> None:
         key = str(event.job_index)

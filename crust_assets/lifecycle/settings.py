@@ -17,12 +17,17 @@ CLOCK_SKEW_SECONDS = 5.0
 CALL_RESERVE_SECONDS = 2.0
 # One API call's read timeout inside a tick.
 SENSOR_CALL_TIMEOUT_SECONDS = 10.0
+# The sensor's ticks fail once the API has not answered this long (CRUST_API_DOWN_ALERT_MINUTES)
+API_DOWN_ALERT_MINUTES = 30.0
+# ... or once a plan has waited this long for its jobs or lenders (CRUST_PLAN_WAIT_ALERT_HOURS).
+PLAN_WAIT_ALERT_HOURS = 24.0
 
 
 @dataclass(frozen=True)
 class LifecycleSettings:
-    """env CRUST_MAX_JOB_ATTEMPTS, CRUST_RETRY_COOLDOWN_SECONDS and the load retry settings;
-    the others are fixed bounds of a sensor tick."""
+    """env CRUST_MAX_JOB_ATTEMPTS, CRUST_RETRY_COOLDOWN_SECONDS, the load retry settings and
+    the alarm bounds (CRUST_API_DOWN_ALERT_MINUTES, CRUST_PLAN_WAIT_ALERT_HOURS); the others are
+    fixed bounds of a sensor tick."""
 
     max_job_attempts: int = 3
     retry_cooldown_seconds: float = 60.0
@@ -32,3 +37,5 @@ class LifecycleSettings:
     call_timeout_seconds: float = SENSOR_CALL_TIMEOUT_SECONDS
     call_reserve_seconds: float = CALL_RESERVE_SECONDS
     load_policy: LoadRetryPolicy = field(default_factory=LoadRetryPolicy)
+    api_down_alert_minutes: float = API_DOWN_ALERT_MINUTES
+    plan_wait_alert_hours: float = PLAN_WAIT_ALERT_HOURS
