@@ -26,6 +26,7 @@ from crust_assets.components.api_keys import (
     key_value,
     shared_key_error,
 )
+from crust_assets.components.enrichment import shared_data_dir_error
 from crust_assets.emulator import EmulatorProcess
 from crust_assets.names import DEFAULT_NAMES, Names
 from crust_assets_tests.pipeline_harness import make_urls
@@ -154,6 +155,16 @@ def test_a_copy_on_the_same_key_as_another_does_not_load(
     text = "\n".join(chain)
     assert "'sales', 'support' use the same Crustdata API key" in text
     assert "sk-one-account-key" not in text
+
+
+def test_two_copies_on_one_data_dir_are_refused() -> None:
+    dirs = {"sales": "/srv/crust/", "support": "/srv/crust", "ops": "/srv/ops"}
+    error = shared_data_dir_error("sales", dirs)
+    assert error == (
+        "crust_assets copies 'sales', 'support' use the same data_dir '/srv/crust': give each "
+        "copy its own."
+    )
+    assert shared_data_dir_error("ops", dirs) is None
 
 
 @pytest.mark.slow

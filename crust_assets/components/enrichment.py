@@ -103,9 +103,12 @@ class CrustdataEnrichmentComponent(dg.Component, dg.Resolvable, dg.Model):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         names = Names(self.key_prefix, self.group)
-        copies = dict(sibling_copies(Path(context.defs_module_path)))
-        copies.setdefault(self.key_prefix, self.api_key)
-        if error := shared_key_error(self.key_prefix, fingerprints(copies.items())):
+        siblings = list(sibling_copies(Path(context.defs_module_path)))
+        keys = {prefix: key for prefix, key, _ in siblings} | {self.key_prefix: self.api_key}
+        if error := shared_key_error(self.key_prefix, fingerprints(keys.items())):
+            raise ValueError(error)
+        dirs = {prefix: data_dir for prefix, _, data_dir in siblings}
+        if error := shared_data_dir_error(self.key_prefix, dirs | {self.key_prefix: self.data_dir}):
             raise ValueError(error)
         resources = {
             "crustdata": CrustdataResource(
@@ -129,8 +132,21 @@ class CrustdataEnrichmentComponent(dg.Component, dg.Resolvable, dg.Model):
         return build_pipeline(names, resources, options)
 
 
-def sibling_copies(defs_root: Path) -> Iterator[tuple[str, str | None]]:
-    """(key_prefix, raw api_key) of every copy of this component declared in a `defs.yaml`
+def shared_data_dir_error(prefix: str, data_dirs: dict[str, str]) -> str | None:
+    """Why the copy `prefix` must not load: another copy writes the same data dir (its plans
+    and warehouse files would overwrite each other's), or None."""
+    mine = data_dirs[prefix].rstrip("/")
+    others = sorted(p for p, d in data_dirs.items() if p != prefix and d.rstrip("/") == mine)
+    if not others:
+        return None
+    return (
+        f"crust_assets copies {', '.join(repr(p) for p in sorted([prefix, *others]))} use the "
+        f"same data_dir {mine!r}: give each copy its own."
+    )
+
+
+def sibling_copies(defs_root: Path) -> Iterator[tuple[str, str | None, str]]:
+    """(key_prefix, raw api_key, data_dir) of every copy of this component declared in a `defs.yaml`
     under the project's defs folder, this one included."""
     for path in sorted(defs_root.rglob("defs.yaml")):
         for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
@@ -140,4 +156,5 @@ def sibling_copies(defs_root: Path) -> Iterator[tuple[str, str | None]]:
             if kind != TYPE_NAME and not kind.endswith(f".{TYPE_NAME}"):
                 continue
             attributes: dict[str, Any] = document.get("attributes") or {}
-            yield str(attributes.get("key_prefix", "")), attributes.get("api_key")
+            prefix = str(attributes.get("key_prefix", ""))
+            yield prefix, attributes.get("api_key"), str(attributes.get("data_dir", "data"))
