@@ -16,7 +16,9 @@ import dagster as dg
 import pytest
 from dagster._core.scheduler.instigation import InstigatorTick, TickStatus
 
+from crust_assets.defs.job_events import find_plan, record_event
 from crust_assets.emulator import EmulatorProcess
+from crust_assets.lifecycle import events as ev
 from crust_assets.lifecycle.ledger import Ledger
 from crust_assets_tests.pipeline_harness import Pipeline, make_urls
 from crust_assets_tests.submitter_daemon import DaemonSensor, daemon_sensor
@@ -195,3 +197,41 @@ def test_a_plan_waiting_longer_than_the_bound_fails_ticks_until_it_moves(
         time.sleep(2.0)  # the jobs are done now
         tick_until(sensor, lambda: loaded(sensor.instance, DAY))
     submitted_once(emulator, urls)
+
+
+def test_failing_ticks_replay_the_log_and_record_nothing_twice(
+    tmp_path: Path, emulator_factory: Callable[..., EmulatorProcess]
+) -> None:
+    """Ticks that fail keep no cursor: each replays the log, and a plan made meanwhile
+    supersedes the old one once, not once per failed tick."""
+    emulator = emulator_factory(api_key=RIGHT_KEY)
+    settings = {"refusal_pause_seconds": 60}
+    pipeline = Pipeline(tmp_path / "data", emulator.base_url, api_key=WRONG_KEY, settings=settings)
+    pipeline.write_list(DAY, make_urls("alarm-replan", 10))
+    pipeline.plan(DAY)
+    pipeline.tick()  # 401: the pause is recorded, the tick fails
+    pipeline.plan(DAY, replace_unfinished_plan=True)
+    for _ in range(3):
+        pipeline.tick()
+    assert len(pipeline.failed_ticks) == 4 and pipeline.cursor is None
+    assert all("Crustdata refused the API key" in text for text in pipeline.failed_ticks)
+    names = [str(o["event"]) for o in pipeline.observations(DAY)]
+    assert names.count("plan_superseded") == 1, names
+    assert names.count("submissions_paused") == 1 and names.count("job_submitting") == 1
+
+
+def test_a_failure_already_in_the_log_is_history_for_a_new_cursor(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    """A plan failure a version before these alarms recorded (no alert_raised after it) does
+    not fail the first tick of a new cursor: it is history, not news."""
+    pipeline = Pipeline(tmp_path / "data", emulator.base_url)
+    pipeline.write_list(DAY, make_urls("alarm-history", 10))
+    pipeline.plan(DAY)
+    plan = find_plan(pipeline.instance, DAY)
+    assert plan is not None
+    old = ev.PlanFailed(date=DAY, plan_id=plan.plan_id, message="1 of 1 jobs not delivered")
+    record_event(pipeline.instance, old)
+    pipeline.run_requests(pipeline.tick())  # no cursor: the whole log is folded, load requested
+    pipeline.tick()
+    assert pipeline.failed_ticks == []

@@ -67,8 +67,9 @@ class SubmitterTick:
         if warning := ensure_planner_pool_limit(self.instance):
             self.notes.append(warning)
         loaded = functools.partial(pending_load_done, self.instance)
-        self._record(*log.discover_plans(self.instance, self.ledger, loaded))
+        superseding = log.discover_plans(self.instance, self.ledger, loaded)
         log.replay_events(self.instance, self.ledger)
+        self._record(*self.ledger.not_superseded_yet(superseding))
         if not self.context.cursor:  # a new cursor: the failures already in the log are history
             self.ledger.alerts.clear()
         now = self.clock()

@@ -373,6 +373,17 @@ class Ledger:
             self.paused_until = self.pause_reason = self.pause_cause = None
         return self.facts
 
+    def not_superseded_yet(self, superseding: list[ev.PlanEvent]) -> list[ev.PlanEvent]:
+        """The superseding events the log does not already hold: after a failed tick (whose
+        cursor Dagster did not keep) the same plans are discovered again, and the replay has
+        already folded the events that tick recorded."""
+        return [
+            event
+            for event in superseding
+            if (plan := self.plans.get(plan_key(event.date, event.plan_id))) is not None
+            and plan.outcome != Outcome.SUPERSEDED
+        ]
+
     def known_batch_ids(self) -> set[str]:
         """Batch ids of the jobs in flight: ours, so never a lost submit's."""
         return {job.batch_id for _, job in self.slot_holders() if job.batch_id is not None}
