@@ -38,7 +38,7 @@ __all__ = [
 #: The written file's dictionary-encoded columns: those with few distinct values (one batch id
 #: and one time per file, a handful of email statuses). Profile URLs, emails, phones and ids are
 #: nearly unique, so a dictionary for them is built and then dropped in every row group: with
-#: them, writing took twice as long and the file was 10% larger.
+#: them, writing 600k records took about a fifth more CPU and the file was 17% larger.
 DICTIONARY_COLUMNS = [
     "batch_id",
     "enriched_at",
