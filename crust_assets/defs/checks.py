@@ -75,8 +75,8 @@ def one_row_per_url_check(
         "every URL has its row"
         if not problems
         else "; ".join(problems)
-        + f". Re-materialise contact_enrichment_batch[{date}]: URLs already delivered are "
-        "reused, only the missing ones are submitted."
+        + f". Re-materialise {current().batch_key.to_user_string()}[{date}]: URLs already "
+        "delivered are reused, only the missing ones are submitted."
     )
     return dg.AssetCheckResult(
         check_name=ONE_ROW_PER_URL,

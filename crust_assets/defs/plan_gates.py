@@ -8,6 +8,7 @@ import dagster as dg
 
 from crust_assets.defs.job_events import PlanOutcome, find_plan, plan_outcome, unsettled_lenders
 from crust_assets.lifecycle.ledger import PlanState
+from crust_assets.names import current
 
 
 def unfinished_plan_failure(instance: dg.DagsterInstance, date: str) -> dg.Failure | None:
@@ -33,7 +34,7 @@ def unfinished_plan_failure(instance: dg.DagsterInstance, date: str) -> dg.Failu
     return dg.Failure(
         description=(
             f"Partition {date} already has plan {previous.plan_id} with {reason}. Wait for "
-            "contact_enrichment_sensor to finish it (is the sensor running?), or launch with "
+            f"{current().submitter_sensor} to finish it (is the sensor running?), or launch with "
             "config replace_unfinished_plan: true (its running jobs are still billed)."
         ),
         allow_retries=False,
@@ -50,22 +51,27 @@ def loadable_plan(
     """
     plan = find_plan(instance, date, plan_id)
     if plan is None:
-        raise _refused(f"No plan for {date}: materialise contact_enrichment_batch[{date}] first.")
+        raise _refused(f"No plan for {date}: materialise {_batch()}[{date}] first.")
     outcome = plan_outcome(instance, plan)
     if outcome.outcome is None and len(outcome.completed) + len(outcome.abandoned) < plan.job_count:
         raise _refused(
             f"Plan {plan.plan_id} of {date} is still running: {len(outcome.completed)} of "
-            f"{plan.job_count} jobs completed. contact_enrichment_sensor requests this run "
+            f"{plan.job_count} jobs completed. {current().submitter_sensor} requests this run "
             "when they are all done."
         )
     waiting = unsettled_lenders(instance, plan)
     if waiting:
         raise _refused(
             f"Plan {plan.plan_id} of {date} borrowed {plan.borrowed} URLs from plans still "
-            f"running ({', '.join(waiting)}). contact_enrichment_sensor requests this run "
+            f"running ({', '.join(waiting)}). {current().submitter_sensor} requests this run "
             "when they are settled."
         )
     return plan, outcome
+
+
+def _batch() -> str:
+    """The running copy's plan asset, as the UI writes it (`contact_enrichment_batch`)."""
+    return current().batch_key.to_user_string()
 
 
 def _refused(description: str) -> dg.Failure:
