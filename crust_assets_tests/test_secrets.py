@@ -192,11 +192,10 @@ def test_failures_with_a_refused_key_never_echo_it(tmp_path: Path) -> None:
         pipeline = Pipeline(tmp_path / "data", emulator.base_url, api_key=SECRET_KEY)
         pipeline.write_list(DATE, make_urls("refused", 5))
         pipeline.plan(DATE)
-        result = pipeline.tick()
-        assert result.skip_reason is not None and pipeline.cursor is not None
-        skipped = result.skip_reason.skip_message or ""
-        assert "refused the key" in skipped
-        assert SECRET_KEY not in skipped and SECRET_KEY not in pipeline.cursor
+        pipeline.tick()
+        [failure] = pipeline.failed_ticks  # a refused key fails the tick, saying so
+        assert "refused the API key" in failure and SECRET_KEY not in failure
+        assert pipeline.cursor is None  # a failed tick keeps no cursor: the events hold it
         observations = str(pipeline.observations(DATE))
         assert "Invalid API key" in observations and SECRET_KEY not in observations
         with CrustdataClient(SECRET_KEY, emulator.base_url) as client:
