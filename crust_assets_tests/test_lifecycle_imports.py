@@ -15,6 +15,7 @@ LIFECYCLE_MODULES = (
     "crust_assets.lifecycle.settings",
     "crust_assets.lifecycle.answers",
     "crust_assets.lifecycle.decide",
+    "crust_assets.lifecycle.alarms",
 )
 
 
