@@ -22,6 +22,7 @@ from crust_assets.contact_history import contacts_dataset, newest_per_profile
 from crust_assets.crustdata.models import MAX_URLS_PER_JOB
 from crust_assets.erasure import erasure_fence
 from crust_assets.lifecycle.ledger import PlanState, job_count_for, plan_key
+from crust_assets.monthly_budget import MonthToDate, monthly_metadata, monthly_refusal
 from crust_assets.storage import DataLayout, PlanFiles
 from crust_assets.table import (
     ENRICHED_CONTACTS_SCHEMA,
@@ -54,6 +55,8 @@ class PlanRequest:
     credit_budget: int
     refuse_erased: bool  # False: CRUST_ALLOW_REENRICH_ERASED, erased people are bought again
     now: datetime
+    monthly_credit_budget: int | None = None  # CRUST_MONTHLY_CREDIT_BUDGET
+    month: MonthToDate | None = None  # the month so far, when that budget is set
 
     @property
     def since(self) -> datetime:
@@ -151,7 +154,20 @@ def make_plan(
     to_submit = without_urls(not_reused, borrowed.column("profile_url"))
     estimate = worst_case_credits(to_submit.num_rows, request.fields)
     plan = Plan(request, to_submit, reused, borrowed, refused, estimate)
-    return replace(plan, refusal=budget_refusal(plan))
+    return replace(plan, refusal=budget_refusal(plan) or monthly_budget_refusal(plan))
+
+
+def monthly_budget_refusal(plan: Plan) -> Refusal | None:
+    """The refusal of a plan that could take the month past CRUST_MONTHLY_CREDIT_BUDGET."""
+    request, month = plan.request, plan.request.month
+    budget = request.monthly_credit_budget
+    if month is None or budget is None:
+        return None
+    text = monthly_refusal(request.date, plan.credits_estimate, month, budget)
+    if text is None:
+        return None
+    figures = {"credits_estimate": plan.credits_estimate, **monthly_metadata(month, budget)}
+    return Refusal(text, {k: int(v) for k, v in figures.items() if isinstance(v, int)})
 
 
 def budget_refusal(plan: Plan) -> Refusal | None:

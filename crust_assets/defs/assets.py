@@ -39,7 +39,7 @@ from crust_assets.defs.metadata import (
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.plan_gates import loadable_plan, unfinished_plan_failure
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
-from crust_assets.defs.spend import spend_metadata
+from crust_assets.defs.spend import spend_metadata, with_month_to_date
 from crust_assets.defs.table_metadata import (
     latest_column_lineage,
     table_definition_metadata,
@@ -190,6 +190,7 @@ def plan_partition(
         if refusal is not None:
             raise refusal
     request = plan_request(enrichment, date)
+    request = with_month_to_date(request, context.instance, layout)  # for the monthly budget
     urls = layout.read_table(
         layout.staging_partition("contact_url_list", date), columns=["profile_url"]
     )
@@ -218,6 +219,7 @@ def plan_request(enrichment: EnrichmentSettings, date: str) -> PlanRequest:
         fields=tuple(enrichment.api_fields()),
         reenrich_window_days=enrichment.reenrich_window_days,
         credit_budget=enrichment.credit_budget,
+        monthly_credit_budget=enrichment.monthly_credit_budget,
         refuse_erased=not enrichment.allow_reenrich_erased,
         now=datetime.now(timezone.utc),
     )

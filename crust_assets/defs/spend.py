@@ -9,6 +9,7 @@ warehouse already hold, so nothing new is recorded to know the month's spend.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 
 import dagster as dg
@@ -23,6 +24,7 @@ from crust_assets.monthly_budget import (
     monthly_metadata,
 )
 from crust_assets.names import current
+from crust_assets.planning import PlanRequest
 from crust_assets.storage import DataLayout
 from crust_assets.table import COLUMN_CREDITS, ENRICHED_CONTACTS_SCHEMA
 
@@ -79,3 +81,12 @@ def spend_metadata(
 ) -> dict[str, int | float]:
     """The month's credits (and the budget, when set) as numbers the asset's plots can show."""
     return monthly_metadata(month_to_date(instance, layout, now), budget)
+
+
+def with_month_to_date(
+    request: PlanRequest, instance: dg.DagsterInstance, layout: DataLayout
+) -> PlanRequest:
+    """The request with the month so far, when CRUST_MONTHLY_CREDIT_BUDGET is set."""
+    if request.monthly_credit_budget is None:
+        return request
+    return replace(request, month=month_to_date(instance, layout, request.now))
