@@ -26,7 +26,10 @@ def test_secrets_pre_signed_queries_and_contact_values_never_pass() -> None:
 
 
 def test_ordinary_words_numbers_dates_and_ids_stay_readable() -> None:
-    text = "Plan 1a2b3c4d of 2026-12-01: 3 of 12 jobs failed (batch 7f3e9c1a-0b2d) at 2026-12-01 10:05:00"
+    text = (
+        "Plan 1a2b3c4d of 2026-12-01: 3 of 12 jobs failed (batch 7f3e9c1a-0b2d) at "
+        "2026-12-01 10:05:00"
+    )
     assert safe_text(text) == text
 
 

@@ -90,7 +90,8 @@ def test_personal_data_columns_are_marked_in_the_catalogs_column_schema() -> Non
         graph.get(dg.AssetKey("contact_coverage")).metadata["dagster/column_schema"]
     )
     assert all(not tags for tags in coverage.values())
-    per_line = _column_tags(graph.get(dg.AssetKey("enriched_list")).metadata["dagster/column_schema"])
+    lines_schema = graph.get(dg.AssetKey("enriched_list")).metadata["dagster/column_schema"]
+    per_line = _column_tags(lines_schema)
     assert per_line["profile_url"] == {"pii": "true"}
     assert per_line["status"] == {}
 
