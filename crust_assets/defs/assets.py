@@ -190,7 +190,7 @@ def plan_partition(
         if refusal is not None:
             raise refusal
     request = plan_request(enrichment, date)
-    request = with_month_to_date(request, context.instance, layout)  # for the monthly budget
+    request = with_month_to_date(request, context.instance)  # for the monthly budget
     urls = layout.read_table(
         layout.staging_partition("contact_url_list", date), columns=["profile_url"]
     )
@@ -352,7 +352,7 @@ def measure_coverage(
             **fill_rate_metadata(stats),
             "credits": row["credits"],
             **spend_metadata(
-                context.instance, layout, row["computed_at"], enrichment.monthly_credit_budget
+                context.instance, row["computed_at"], enrichment.monthly_credit_budget
             ),
             "fill_rates_over_time": dg.MetadataValue.md(coverage_trend_markdown(history)),
             "file": dg.MetadataValue.path(layout.url(target)),
@@ -421,12 +421,7 @@ def _resource_keys(names: Names, *params: str) -> set[str]:
     return {names.name(param) for param in params}
 
 
-def pipeline_assets(
-    names: Names, partitions: dg.PartitionsDefinition, data_dir: str | None = None
-) -> list[dg.AssetsDefinition]:
-    """The six assets of one copy, keyed, grouped, pooled and resourced by `names`; each body
-    runs with the copy's names in scope (`crust_assets.names.using`)."""
-
+def _url_list_asset(names: Names, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=names.url_list_key,
         partitions_def=partitions,
@@ -441,6 +436,10 @@ def pipeline_assets(
         with using(names):
             return prepare_list(context, **_resources(context, names, "data_root", "enrichment"))
 
+    return contact_url_list
+
+
+def _batch_asset(names: Names, partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=names.batch_key,
         partitions_def=partitions,
@@ -464,6 +463,12 @@ def pipeline_assets(
             resources = _resources(context, names, "data_root", "enrichment")
             return plan_partition(context, config, **resources)
 
+    return contact_enrichment_batch
+
+
+def _contacts_asset(
+    names: Names, partitions: dg.PartitionsDefinition, data_dir: str | None
+) -> dg.AssetsDefinition:
     @dg.asset(
         key=names.contacts_key,
         partitions_def=partitions,
@@ -485,6 +490,12 @@ def pipeline_assets(
         with using(names):
             return load_contacts(context, **_resources(context, names, "crustdata", "data_root"))
 
+    return enriched_contacts
+
+
+def _coverage_asset(
+    names: Names, partitions: dg.PartitionsDefinition, data_dir: str | None
+) -> dg.AssetsDefinition:
     @dg.asset(
         key=names.coverage_key,
         partitions_def=partitions,
@@ -504,6 +515,10 @@ def pipeline_assets(
             resources = _resources(context, names, "data_root", "enrichment")
             return measure_coverage(context, **resources)
 
+    return contact_coverage
+
+
+def _latest_asset(names: Names, data_dir: str | None) -> dg.AssetsDefinition:
     @dg.asset(
         key=names.latest_key,
         deps=[names.contacts_key],
@@ -524,6 +539,10 @@ def pipeline_assets(
         with using(names):
             return build_latest(context, **_resources(context, names, "data_root"))
 
+    return contacts_latest
+
+
+def _duckdb_asset(names: Names) -> dg.AssetsDefinition:
     @dg.asset(
         key=names.duckdb_key,
         deps=[names.latest_key, names.coverage_key],
@@ -539,13 +558,21 @@ def pipeline_assets(
         with using(names):
             return build_duckdb(context, **_resources(context, names, "data_root"))
 
+    return contacts_duckdb
+
+
+def pipeline_assets(
+    names: Names, partitions: dg.PartitionsDefinition, data_dir: str | None = None
+) -> list[dg.AssetsDefinition]:
+    """The six assets of one copy, keyed, grouped, pooled and resourced by `names`; each body
+    runs with the copy's names in scope (`crust_assets.names.using`)."""
     return [
-        contact_url_list,
-        contact_enrichment_batch,
-        enriched_contacts,
-        contact_coverage,
-        contacts_latest,
-        contacts_duckdb,
+        _url_list_asset(names, partitions),
+        _batch_asset(names, partitions),
+        _contacts_asset(names, partitions, data_dir),
+        _coverage_asset(names, partitions, data_dir),
+        _latest_asset(names, data_dir),
+        _duckdb_asset(names),
     ]
 
 
