@@ -17,15 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import tomllib
 import yaml
 
 from crust_assets import demo
 from crust_assets.demo import DagsterDev, demo_environment, find_job, graphql, start_dagster_dev
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 LOCATION = "crust_assets"

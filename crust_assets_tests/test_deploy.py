@@ -133,7 +133,7 @@ def test_helm_values_set_the_documented_variables(helm: dict) -> None:
 
 
 def test_image_and_chart_serve_the_module_pyproject_names(helm: dict) -> None:
-    # [tool.dagster] module_name (a regex: tomllib is 3.11+, the project supports 3.10).
+    # [tool.dagster] module_name, read with a regex.
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     found = re.search(r'(?ms)^\[tool\.dagster\].*?^module_name\s*=\s*"([^"]+)"', pyproject)
     assert found is not None

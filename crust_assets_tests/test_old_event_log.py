@@ -52,10 +52,8 @@ class OldInstance:
 
 
 def unpack(tmp_path: Path) -> OldInstance:
-    # The "data" filter (no links out, no absolute paths) where this Python has it (3.10.12+).
-    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
     with tarfile.open(FIXTURE) as tar:
-        tar.extractall(tmp_path, **safe)
+        tar.extractall(tmp_path, filter="data")  # no links out, no absolute paths
     manifest = json.loads((tmp_path / "fixture.json").read_text())
     return OldInstance(
         tmp_path / "dagster_home", tmp_path / "data", tmp_path / "emulator", manifest

@@ -17,14 +17,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER_MODULES = ("starlette", "uvicorn", "hypercorn", "dagster_webserver")
@@ -53,6 +49,7 @@ def test_bounds_are_the_versions_the_suite_runs_on() -> None:
     supported = SpecifierSet(project["requires-python"])
     assert python in supported
     assert Version(f"{python.major}.{python.minor + 1}") not in supported  # untested: refused
+    assert Version("3.10") not in supported  # enum.StrEnum, used by the package, is 3.11+
     (dagster,) = [Requirement(r) for r in project["dependencies"] if r.startswith("dagster")]
     (lower,) = [Version(s.version) for s in dagster.specifier if s.operator == ">="]
     assert lower == pins["dagster"], "the lower bound must be the release the suite ran on"
