@@ -9,18 +9,29 @@ what failed, where, and name the partition, never the data. Pure: no Slack, no D
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+
+from crust_assets.crustdata.redact import SecretScrubber
 
 MAX_CHARS = 600
+#: Variables whose values no alert may contain, read when the alert is written (they may be
+#: rotated): the API key, the webhook URL and the receiver's own token, the Slack token.
+SECRET_ENVS = ("CRUSTDATA_API_KEY", "CRUST_WEBHOOK_URL", "CRUST_WEBHOOK_TOKEN", "SLACK_TOKEN")
 
-_REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # A URL's query string: where pre-signed URLs carry their signature.
-    (re.compile(r"(https?://[^\s?#'\"<>]+)\?[^\s'\"<>]*"), r"\1?<redacted>"),
-    (re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"), "<email>"),
-    (re.compile(r"https?://(?:[\w-]+\.)?linkedin\.com/in/[^\s'\"<>,;)]+", re.I), "<profile URL>"),
+# Contact values. A profile URL may come without its scheme, JSON-escaped or percent-encoded.
+_SLASH = r"(?:/|\\/|%2F)"
+_PROFILE = re.compile(
+    rf"(?:https?:{_SLASH}{_SLASH})?(?:[\w-]+\.)?linkedin\.com{_SLASH}in{_SLASH}[^\s'\"<>,;)]+",
+    re.I,
 )
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<![\w.:-])\+?\d[\d ().\-]{7,}\d(?![\w.:-])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def env_secrets(environ: Mapping[str, str]) -> list[str | None]:
+    """The secret values `environ` holds (see SECRET_ENVS), for `safe_text`."""
+    return [environ.get(name) for name in SECRET_ENVS]
 
 
 def _phone(match: re.Match[str]) -> str:
@@ -32,12 +43,13 @@ def _phone(match: re.Match[str]) -> str:
 
 
 def safe_text(text: str, secrets: Iterable[str | None] = (), limit: int = MAX_CHARS) -> str:
-    """`text` on one line, secrets masked as ***, contact values and URL queries replaced."""
-    out = text
-    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
-        out = out.replace(secret, "***")
-    for pattern, replacement in _REDACTIONS:
-        out = pattern.sub(replacement, out)
+    """`text` on one line, secrets masked as ***, contact values and URL queries replaced.
+
+    The secrets and credentials go through the client's own scrubber (`SecretScrubber`, which
+    also applies `redact_text`), so a case fixed there is fixed here: one implementation."""
+    out = SecretScrubber(*secrets).text(text)
+    out = _EMAIL.sub("<email>", out)
+    out = _PROFILE.sub("<profile URL>", out)
     out = _PHONE.sub(_phone, out)
     out = " ".join(out.split())
     return out if len(out) <= limit else out[: limit - 1] + "…"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from crust_assets.alerts import (
     check_failure_message,
+    env_secrets,
     run_failure_message,
     safe_text,
     tick_failure_message,
 )
+from crust_assets.crustdata.redact import redact_text
 
 KEY = "sk-live-4f9a8b7c6d5e"
 
@@ -51,3 +55,50 @@ def test_messages_name_what_failed_and_where() -> None:
     assert check.startswith(":warning: Check enriched_contacts_on_time of enriched_contacts failed")
     tick = tick_failure_message("contact_enrichment_sensor", "10:05 UTC", "key refused", [])
     assert "contact_enrichment_sensor failed its tick at 10:05 UTC: key refused" in tick
+
+
+WEBHOOK_TOKEN = "9f3c2a7b41d8e6f05a1b2c3d4e5f6a7b"
+WEBHOOK_URL = f"https://hooks.example.com/hooks/crustdata/{WEBHOOK_TOKEN}"
+
+
+def test_the_webhook_token_is_masked_without_its_full_url() -> None:
+    for text in (
+        f"POST /hooks/crustdata/{WEBHOOK_TOKEN} refused",
+        f"callback token {WEBHOOK_TOKEN} rejected",
+        f"webhook_url={quote(WEBHOOK_URL, safe='')} invalid",
+    ):
+        assert WEBHOOK_TOKEN not in safe_text(text, [WEBHOOK_URL]), text
+
+
+def test_the_webhook_token_variable_is_a_secret_read_from_the_environment() -> None:
+    secrets = env_secrets({"CRUST_WEBHOOK_TOKEN": WEBHOOK_TOKEN})
+    assert safe_text(f"token {WEBHOOK_TOKEN} refused", secrets) == "token *** refused"
+
+
+def test_a_bearer_token_is_masked_even_when_it_is_not_the_known_key() -> None:
+    out = safe_text("server said: authorization: Bearer sk-other-0123456789 invalid", [KEY])
+    assert "sk-other-0123456789" not in out and "Bearer <redacted>" in out
+
+
+def test_signatures_in_json_escaped_urls_and_bare_parameters_are_masked() -> None:
+    escaped = (
+        '{"url": "https:\\/\\/bucket.s3.amazonaws.com\\/r\\/part-0.jsonl.gz'
+        '?X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=deadbeefcafe"}'
+    )
+    bare = "signature mismatch: X-Amz-Signature=feedface0123 for part-0"
+    for text in (escaped, bare):
+        out = safe_text(text)
+        for leaked in ("deadbeefcafe", "AKIAEXAMPLE", "feedface0123"):
+            assert leaked not in out, out
+    encoded = quote("https://bucket.s3.amazonaws.com/r/p.gz?X-Amz-Signature=deadbeefcafe", safe="")
+    assert "deadbeefcafe" not in redact_text(f"bad url {encoded}")  # the client's helper too
+
+
+def test_profile_urls_without_a_scheme_or_json_escaped_are_replaced() -> None:
+    for text in (
+        "no match for linkedin.com/in/ana-lopez-42",
+        "no match for www.linkedin.com/in/ana-lopez-42",
+        'no match for "https:\\/\\/www.linkedin.com\\/in\\/ana-lopez-42"',
+    ):
+        out = safe_text(text)
+        assert "ana-lopez-42" not in out and "<profile URL>" in out, out

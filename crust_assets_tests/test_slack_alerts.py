@@ -224,7 +224,7 @@ def test_failures_reach_slack_without_secrets_or_contact_values(
         "enriched_contacts[2026-12-01] is late (due 2026-12-01 10:00 UTC): no input file at"
     )
     assert tick.startswith(":red_circle: Sensor contact_enrichment_sensor failed its tick at ")
-    assert "Crustdata refused the key (401) sending Bearer *** for <profile URL>" in tick
+    assert "Crustdata refused the key (401) sending Bearer <redacted> for <profile URL>" in tick
     assert run_text.startswith(f":red_circle: Run {run.run_id[:8]} of plan_contact_enrichment")
     assert f"for {day} failed: No input list for {day}" in run_text
     for text in texts:

@@ -51,6 +51,11 @@ _SECRET_PARAM = re.compile(
     r"""token|api_key|apikey|access_token)=([^&\s'"<>]+)"""
 )
 _BEARER = re.compile(r"""(?i)\b(bearer)\s+[^\s'",;]+""")
+# A URL quoted inside JSON (``https:\/\/...``) or percent-encoded (``https%3A%2F%2F...``), as an
+# echoed request body holds one: its query (``?`` or ``%3F`` onwards) is masked like a plain one's.
+_ESCAPED_URL_QUERY = re.compile(
+    r"""(?i)\b([a-z][a-z0-9+.\-]*(?::\\/\\/|%3A%2F%2F)[^\s'"<>`?]*?)(\?|%3F)[^\s'"<>`]+"""
+)
 
 
 def redact_url(url: object) -> str:
@@ -77,10 +82,12 @@ def redact_url(url: object) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Mask every URL query string, bearer token and signature-like parameter in ``text``."""
+    """Mask every URL query string (plain, JSON-escaped or percent-encoded URLs), bearer token
+    and signature-like parameter in ``text``."""
     if not text:
         return text
     out = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    out = _ESCAPED_URL_QUERY.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", out)
     out = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", out)
     return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", out)
 

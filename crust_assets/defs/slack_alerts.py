@@ -18,14 +18,18 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from crust_assets.alerts import check_failure_message, run_failure_message, tick_failure_message
+from crust_assets.alerts import (
+    check_failure_message,
+    env_secrets,
+    run_failure_message,
+    tick_failure_message,
+)
 
 CHANNEL_ENV = "CRUST_SLACK_CHANNEL"
 TOKEN_ENV = "SLACK_TOKEN"
 API_URL_ENV = "CRUST_SLACK_API_URL"
 SLACK_API_URL = "https://slack.com/api/"
 SUBMITTER = "contact_enrichment_sensor"
-SECRET_ENVS = ("CRUSTDATA_API_KEY", "CRUST_WEBHOOK_URL", TOKEN_ENV)
 
 
 def slack_enabled() -> bool:
@@ -34,7 +38,7 @@ def slack_enabled() -> bool:
 
 def _secrets() -> list[str | None]:
     """Values no alert may contain, read when the alert is written (they may be rotated)."""
-    return [os.environ.get(name) for name in SECRET_ENVS]
+    return env_secrets(os.environ)
 
 
 def slack_client(token: str, base_url: str) -> Any:
