@@ -169,6 +169,28 @@ def test_a_copy_on_the_same_key_as_another_does_not_load(
     assert "sk-one-account-key" not in text
 
 
+def test_a_key_written_in_defs_yaml_is_refused_without_echoing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for literal in ("sk-live-literal-key", "{{ env.A }} sk-live-literal-key", "${CRUST_KEY}"):
+        with pytest.raises(ValueError) as refused:
+            key_reference(literal, "sales")
+        assert "copy 'sales': api_key must be written \"{{ env.NAME }}\"" in str(refused.value)
+        assert literal not in str(refused.value)
+    source = write_project(tmp_path, "literal_key_project")
+    defs_yaml = add_copy(tmp_path, source, "sales", "UNUSED_KEY", None, scaffold=False)
+    set_attribute(defs_yaml, "api_key", "sk-live-literal-key")
+    with pytest.raises(Exception) as refused:
+        load_user_defs(monkeypatch, tmp_path, "literal_key_project")
+    chain, error = [], refused.value
+    while error is not None:  # Dagster wraps the component's error in its own
+        chain.append(str(error))
+        error = error.__cause__ or error.__context__
+    text = "\n".join(chain)
+    assert "copy 'sales': api_key must be written" in text
+    assert "sk-live-literal-key" not in text
+
+
 def test_two_copies_on_one_data_dir_are_refused() -> None:
     dirs = {"sales": "/srv/crust/", "support": "/srv/crust", "ops": "/srv/ops"}
     error = shared_data_dir_error("sales", dirs)

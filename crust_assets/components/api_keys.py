@@ -24,13 +24,21 @@ NO_KEY = ""
 _HASH_KEY = secrets.token_bytes(32)
 
 
-def key_reference(raw: str | None) -> str | None:
-    """`{{ env.NAME }}` -> `dg.EnvVar(NAME)` (read at run time, shown by name); any other text
-    (a literal key, for a local test) as it is; nothing -> None (the emulator)."""
-    if raw is None or not raw.strip():
+def key_reference(raw: str | None, prefix: str = "") -> str | None:
+    """`{{ env.NAME }}` -> `dg.EnvVar(NAME)` (read at run time, shown by name); nothing -> None
+    (the emulator). Anything else is refused: a key written in defs.yaml would sit in the file,
+    often in git, and in the UI's resource config. The refusal names the copy, not the text."""
+    if raw is None or not str(raw).strip():
         return None
-    match = ENV_TEMPLATE.match(raw.strip())
-    return dg.EnvVar(match.group(1)) if match else raw
+    match = ENV_TEMPLATE.match(str(raw).strip())
+    if match is None:
+        raise ValueError(
+            f"crust_assets copy {prefix!r}: api_key must be written "
+            '"{{ env.NAME }}", the name of an environment variable that holds the key; a key '
+            "written in defs.yaml would be kept in the file and shown in the UI's resource "
+            "config. Set the variable and write its name, or leave api_key out for the emulator."
+        )
+    return dg.EnvVar(match.group(1))
 
 
 def key_value(reference: str | None) -> str:
@@ -63,4 +71,6 @@ def shared_key_error(prefix: str, keys: Mapping[str, str]) -> str | None:
 
 def fingerprints(copies: Iterable[tuple[str, str | None]]) -> dict[str, str]:
     """(prefix, raw api_key attribute) pairs -> prefix -> fingerprint of the key now."""
-    return {prefix: key_fingerprint(key_value(key_reference(raw))) for prefix, raw in copies}
+    return {
+        prefix: key_fingerprint(key_value(key_reference(raw, prefix))) for prefix, raw in copies
+    }
