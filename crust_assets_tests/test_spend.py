@@ -1,8 +1,9 @@
 """What was spent, at a glance: contact_coverage's credits, match rate and the month's figures.
 
 A real instance and real materialisations: the day's rows are a real Parquet partition, the plans
-are materialisations of contact_enrichment_batch carrying their worst case, and contact_coverage
-is materialised as Dagster runs it. The numbers are those the asset's metadata plots show.
+are materialisations of contact_enrichment_batch and their jobs' events are observations, as the
+planner and the sensor record them, and contact_coverage is materialised as Dagster runs it.
+The numbers are those the asset's metadata plots show.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ import pyarrow as pa
 import pytest
 
 from crust_assets.defs.assets import contact_coverage
+from crust_assets.defs.job_events import record_event
 from crust_assets.defs.resources import DataRoot, EnrichmentSettings
 from crust_assets.defs.spend import month_to_date
 from crust_assets.defs.table_metadata import TABLE_IO_MANAGER_KEY
-from crust_assets.monthly_budget import month_start
+from crust_assets.lifecycle.events import JobCompleted, PlanCompleted, PlanSuperseded
+from crust_assets.lifecycle.ledger import job_count_for
+from crust_assets.monthly_budget import MonthToDate, month_start
 from crust_assets.storage import DataLayout, write_table_atomic
-from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
+from crust_assets.table import ENRICHED_CONTACTS_SCHEMA, worst_case_credits
 from crust_assets.tables_io import ContactTablesIOManager
 
 NOW = datetime.now(timezone.utc)
@@ -59,9 +63,21 @@ def _write_day(layout: DataLayout, date: str, rows: list[dict]) -> None:
     write_table_atomic(Path(layout.warehouse_partition("enriched_contacts", date)), table)
 
 
-def _report(instance: dg.DagsterInstance, asset: str, date: str, **metadata: object) -> None:
+def _plan(instance: dg.DagsterInstance, date: str, plan_id: str, urls: int, fields: str) -> None:
+    """A plan as contact_enrichment_batch records it (the metadata the sensor reads back)."""
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key=asset, partition=date, metadata=metadata)
+        dg.AssetMaterialization(
+            asset_key="contact_enrichment_batch",
+            partition=date,
+            metadata={
+                "plan_id": plan_id,
+                "job_count": job_count_for(urls),
+                "urls_to_submit": urls,
+                "fields": fields,
+                "plan_file": f"staging/{plan_id}.parquet",
+                "credits_estimate_worst_case": worst_case_credits(urls, fields.split(",")),
+            },
+        )
     )
 
 
@@ -79,27 +95,21 @@ def test_coverage_shows_credits_match_rate_and_the_month_against_its_budget(
             _row("job-old", "https://www.linkedin.com/in/c", business=1, phones=0, at=last_month),
         ],
     )
-    # The same purchase (job-a's row for a), reused by another day: bought once.
-    _write_day(
-        layout,
-        "2026-01-05",
-        [_row("job-a", "https://www.linkedin.com/in/a", business=1, phones=1, at=NOW)],
+    # Completed and loaded: 4 profiles found, asked for every field (5 credits each): at most 20.
+    _plan(instance, DAY, "p-done", 4, "business_email,personal_contact_info")
+    done = {"date": DAY, "plan_id": "p-done"}
+    record_event(
+        instance, JobCompleted(**done, job_index=0, batch_id="job-a", entities_fulfilled=4)
     )
-    _report(
-        instance,
-        "contact_enrichment_batch",
-        DAY,
-        plan_id="p-loaded",
-        credits_estimate_worst_case=15,
-    )
-    _report(instance, "enriched_contacts", DAY, plan_id="p-loaded")
-    _report(
-        instance,
-        "contact_enrichment_batch",
-        "2026-01-05",
-        plan_id="p-running",
-        credits_estimate_worst_case=40,
-    )
+    record_event(instance, PlanCompleted(**done))
+    # Superseded after one job of two delivered 2 profiles (business emails, 1 credit each):
+    # it counts those 2, and its second job will never be sent.
+    old = {"date": "2026-01-05", "plan_id": "p-old"}
+    _plan(instance, "2026-01-05", "p-old", 400, "business_email")
+    record_event(instance, JobCompleted(**old, job_index=0, batch_id="job-o", entities_fulfilled=2))
+    record_event(instance, PlanSuperseded(**old))
+    # Still running, nothing delivered yet: its worst case, 40 URLs at 1 credit.
+    _plan(instance, "2026-01-05", "p-running", 40, "business_email")
 
     result = dg.materialize(
         [contact_coverage],
@@ -112,18 +122,41 @@ def test_coverage_shows_credits_match_rate_and_the_month_against_its_budget(
     meta = {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
     assert meta["credits"] == 4  # the day's delivered values, last month's row included
     assert meta["match_rate"] == pytest.approx(2 / 3, abs=1e-4)
-    assert meta["credits_month_to_date"] == 3  # job-a's row once; job-old was last month
-    assert meta["credits_month_pending"] == 40  # p-running's worst case; p-loaded is loaded
+    assert meta["credits_month_to_date"] == 20 + 2
+    assert meta["credits_month_pending"] == 40
     assert meta["monthly_credit_budget"] == 100
-    assert meta["monthly_budget_used"] == pytest.approx(0.43)
+    assert meta["monthly_budget_used"] == pytest.approx(0.62)
+
+
+def test_erasing_rows_or_a_reload_does_not_lower_what_the_month_bought(
+    tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    layout = DataLayout.from_location(tmp_path / "data")
+    _plan(instance, DAY, "p-1", 10, "business_email")
+    done = {"date": DAY, "plan_id": "p-1"}
+    record_event(
+        instance, JobCompleted(**done, job_index=0, batch_id="job-1", entities_fulfilled=9)
+    )
+    record_event(instance, PlanCompleted(**done))
+    _write_day(
+        layout, DAY, [_row("job-1", "https://www.linkedin.com/in/x", business=1, phones=0, at=NOW)]
+    )
+    before = month_to_date(instance, NOW)
+    _write_day(layout, DAY, [])  # the day's rows erased (forget) or replaced by a re-plan's load
+    assert month_to_date(instance, NOW) == before == MonthToDate(before.month, 9, 0)
 
 
 def test_without_a_budget_the_month_is_shown_and_no_budget_is_named(
     tmp_path: Path, instance: dg.DagsterInstance
 ) -> None:
     layout = DataLayout.from_location(tmp_path / "data")
-    month = month_to_date(instance, layout, NOW)
-    assert (month.delivered, month.pending) == (0, 0)  # no warehouse yet, no plans
+    month = month_to_date(instance, NOW)
+    assert (month.delivered, month.pending) == (0, 0)  # no plans, no jobs
+    _plan(instance, DAY, "p-z", 1, "business_email")
+    done = {"date": DAY, "plan_id": "p-z"}
+    record_event(
+        instance, JobCompleted(**done, job_index=0, batch_id="job-z", entities_fulfilled=1)
+    )
     _write_day(
         layout, DAY, [_row("job-z", "https://www.linkedin.com/in/z", business=2, phones=0, at=NOW)]
     )

@@ -1,92 +1,58 @@
-"""Gathers the month's spend for `monthly_budget`: the warehouse's rows and the recorded plans.
+"""Gathers the month's spend for `monthly_budget` from Dagster's event log.
 
-Delivered credits come from the rows themselves (what the API delivered is what it billed);
-pending ones from the plans' own materialisations (`credits_estimate_worst_case`) whose plan id
-no `enriched_contacts` materialisation has loaded yet. Both are read from what Dagster and the
-warehouse already hold, so nothing new is recorded to know the month's spend.
+The plans are the materialisations of `contact_enrichment_batch` made since the start of the
+previous month (a plan still running after a month would long have raised the plan-wait alarm),
+folded with the lifecycle's ledger: that says which are still running and which of their jobs
+have delivered or been given up. The completions are the `job_completed` events recorded this
+month. Both are durable records the sensor writes anyway: `forget`, a re-plan or a reload
+changes none of them, so what was bought is never counted down, and nothing new is stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.dataset as ds
 
+from crust_assets.defs.job_events import fold_plans, iter_events, iter_plan_records
+from crust_assets.defs.job_events import plan_from_record as _plan
+from crust_assets.lifecycle.events import JobCompleted
+from crust_assets.lifecycle.ledger import plan_key
 from crust_assets.monthly_budget import (
     MonthToDate,
-    delivered_credits,
-    month_of,
+    delivery,
     month_start,
     monthly_metadata,
+    previous_month_start,
 )
-from crust_assets.names import current
+from crust_assets.monthly_budget import month_to_date as _month_figures
 from crust_assets.planning import PlanRequest
-from crust_assets.storage import DataLayout
-from crust_assets.table import COLUMN_CREDITS, ENRICHED_CONTACTS_SCHEMA
-
-_PAGE = 500
 
 
-def month_to_date(instance: dg.DagsterInstance, layout: DataLayout, now: datetime) -> MonthToDate:
-    """The calendar month of `now`: credits delivered, and the worst case of unloaded plans."""
-    start = month_start(now)
-    delivered = delivered_credits(rows_enriched_since(layout, start), COLUMN_CREDITS)
-    return MonthToDate(month_of(now), delivered, pending_plan_credits(instance, start))
-
-
-def rows_enriched_since(layout: DataLayout, start: datetime) -> pa.Table:
-    """Every partition's rows whose job completed at or after `start`."""
-    root = layout.warehouse_dataset("enriched_contacts")
-    if not layout.is_dir(root):
-        return ENRICHED_CONTACTS_SCHEMA.empty_table()
-    dataset = layout.dataset(root, format="parquet", schema=ENRICHED_CONTACTS_SCHEMA)
-    since = pa.scalar(start, pa.timestamp("us", tz="UTC"))
-    return dataset.to_table(filter=ds.field("enriched_at") >= since)
-
-
-def _metadata_since(instance: dg.DagsterInstance, key: dg.AssetKey, start: datetime) -> Iterator:
-    """The metadata of each materialisation of `key` recorded at or after `start`."""
-    records_filter = dg.AssetRecordsFilter(asset_key=key, after_timestamp=start.timestamp())
-    cursor = None
-    while True:
-        page = instance.fetch_materializations(records_filter, limit=_PAGE, cursor=cursor)
-        for record in page.records:
-            materialization = record.asset_materialization
-            if materialization is not None:
-                yield {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-        if not page.has_more:
-            return
-        cursor = page.cursor
-
-
-def pending_plan_credits(instance: dg.DagsterInstance, start: datetime) -> int:
-    """Worst-case credits of plans made since `start` whose rows are not loaded yet."""
-    names = current()
-    loaded = {
-        str(meta.get("plan_id")) for meta in _metadata_since(instance, names.contacts_key, start)
-    }
-    return sum(
-        int(meta.get("credits_estimate_worst_case") or 0)
-        for meta in _metadata_since(instance, names.batch_key, start)
-        if str(meta.get("plan_id")) not in loaded
-    )
+def month_to_date(instance: dg.DagsterInstance, now: datetime) -> MonthToDate:
+    """The calendar month of `now`: credits bought by completed jobs, and the worst case of the
+    running plans' remaining jobs."""
+    since = previous_month_start(now).timestamp()
+    made = [plan for r in iter_plan_records(instance, after_timestamp=since) if (plan := _plan(r))]
+    plans = fold_plans(instance, made).plans
+    deliveries = [
+        delivery(event, record.timestamp, plans.get(plan_key(event.date, event.plan_id)))
+        for record, event in iter_events(instance, after_timestamp=month_start(now).timestamp())
+        if isinstance(event, JobCompleted)
+    ]
+    return _month_figures(now, list(plans.values()), deliveries)
 
 
 def spend_metadata(
-    instance: dg.DagsterInstance, layout: DataLayout, now: datetime, budget: int | None
+    instance: dg.DagsterInstance, now: datetime, budget: int | None
 ) -> dict[str, int | float]:
     """The month's credits (and the budget, when set) as numbers the asset's plots can show."""
-    return monthly_metadata(month_to_date(instance, layout, now), budget)
+    return monthly_metadata(month_to_date(instance, now), budget)
 
 
-def with_month_to_date(
-    request: PlanRequest, instance: dg.DagsterInstance, layout: DataLayout
-) -> PlanRequest:
+def with_month_to_date(request: PlanRequest, instance: dg.DagsterInstance) -> PlanRequest:
     """The request with the month so far, when CRUST_MONTHLY_CREDIT_BUDGET is set."""
     if request.monthly_credit_budget is None:
         return request
-    return replace(request, month=month_to_date(instance, layout, request.now))
+    return replace(request, month=month_to_date(instance, request.now))
