@@ -188,7 +188,8 @@ class EnrichmentSettings(dg.ConfigurableResource):
     monthly_credit_budget: int | None = Field(
         default=None,
         description="env CRUST_MONTHLY_CREDIT_BUDGET: refuse a plan that could take the UTC "
-        "calendar month's credits (delivered plus plans not loaded) above it; unset = no limit",
+        "calendar month's credits (bought by completed jobs plus the worst case of running "
+        "plans) above it; unset = no limit",
     )
     reenrich_window_days: int = Field(
         default=30,
