@@ -22,12 +22,12 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from crust_assets.defaults import DATA_DIR_ENV, DEFAULT_DATA_DIR, EMULATOR_HOST, EMULATOR_PORT
+
 if TYPE_CHECKING:
     from crust_assets.erasure import ForgetReport
     from crust_assets.storage import DataLayout
 
-DEFAULT_EMULATOR_HOST = "127.0.0.1"
-DEFAULT_EMULATOR_PORT = 8711
 DEFAULT_EMULATOR_STATE_DIR = ".crust_emulator"
 
 
@@ -80,8 +80,8 @@ def _add_emulator(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         " /_emulator/* too (but health), otherwise any non-empty key and an open admin API.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default=DEFAULT_EMULATOR_HOST, help="address to bind")
-    parser.add_argument("--port", type=int, default=DEFAULT_EMULATOR_PORT, help="port to bind")
+    parser.add_argument("--host", default=EMULATOR_HOST, help="address to bind")
+    parser.add_argument("--port", type=int, default=EMULATOR_PORT, help="port to bind")
     parser.add_argument(
         "--state-dir",
         default=DEFAULT_EMULATOR_STATE_DIR,
@@ -188,7 +188,7 @@ def _add_webhook(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     parser.add_argument("--port", type=int, default=8712, help="port to bind")
     parser.add_argument(
         "--data-dir",
-        default=os.environ.get("CRUST_DATA_DIR", "data"),
+        default=os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR),
         help="data root (env CRUST_DATA_DIR), the pipeline's own: a directory or an fsspec URL"
         " such as s3://bucket/prefix; hints go to <data>/webhooks/",
     )
@@ -246,7 +246,7 @@ def _add_forget(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.add_argument("profile_urls", nargs="+", metavar="PROFILE_URL", help="people to erase")
     parser.add_argument(
         "--data-dir",
-        default=os.environ.get("CRUST_DATA_DIR", "data"),
+        default=os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR),
         help="data root (env CRUST_DATA_DIR): a directory or an fsspec URL such as"
         " s3://bucket/prefix; refused if it has no warehouse/ directory",
     )
@@ -383,7 +383,7 @@ def _add_export(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     parser.add_argument(
         "--data-dir",
-        default=os.environ.get("CRUST_DATA_DIR", "data"),
+        default=os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR),
         help="data root (env CRUST_DATA_DIR): a directory or an fsspec URL",
     )
     parser.set_defaults(func=_run_export)
@@ -537,7 +537,7 @@ def _add_doctor(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     parser.add_argument(
         "--data-dir",
-        default=os.environ.get("CRUST_DATA_DIR", "data"),
+        default=os.environ.get(DATA_DIR_ENV, DEFAULT_DATA_DIR),
         help="data root (env CRUST_DATA_DIR): a directory or an fsspec URL",
     )
     parser.add_argument(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from crust_assets.defaults import EMULATOR_HOST, EMULATOR_PORT
 from crust_assets.emulator.process import EmulatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -299,11 +300,11 @@ def _stop_on_termination() -> None:
 
 
 def _emulator_port() -> int:
-    """8711 (the documented address) when free, else any free port."""
+    """The documented port (8711) when free, else any free port."""
     with socket.socket() as sock:
         try:
-            sock.bind(("127.0.0.1", 8711))
-            return 8711
+            sock.bind((EMULATOR_HOST, EMULATOR_PORT))
+            return EMULATOR_PORT
         except OSError:
             return free_port()
 

@@ -22,6 +22,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
+from crust_assets.defaults import DATA_DIR_ENV, DEFAULT_DATA_DIR
 from crust_assets.storage import DataLayout
 from crust_assets.table_reader import (
     POLARS_KINDS,
@@ -39,8 +40,6 @@ from crust_assets.table_reader import (
     to_frame,
 )
 from crust_assets.warehouse_tables import WarehouseTable, table_for
-
-DATA_DIR_ENV = "CRUST_DATA_DIR"
 
 
 def record_input_metadata(context: dg.InputContext, metadata: dict[str, Any], text: str) -> None:
@@ -88,7 +87,8 @@ class ContactTablesIOManager(dg.ConfigurableIOManager):
     )
 
     def layout(self) -> DataLayout:
-        return DataLayout.from_location(self.data_dir or os.environ.get(DATA_DIR_ENV) or "data")
+        location = self.data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+        return DataLayout.from_location(location)
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         """Nothing to store: the asset already wrote its files (atomically, with its schema)."""

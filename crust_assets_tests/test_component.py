@@ -26,7 +26,7 @@ from crust_assets.components.api_keys import (
     key_value,
     shared_key_error,
 )
-from crust_assets.components.enrichment import DEFS_YAML, shared_data_dir_error
+from crust_assets.components.enrichment import defs_yaml, shared_data_dir_error
 from crust_assets.emulator import EmulatorProcess
 from crust_assets.names import DEFAULT_NAMES, Names
 from crust_assets_tests.pipeline_harness import make_urls
@@ -123,25 +123,23 @@ def add_copy(
 ) -> Path:
     """`dg scaffold defs` one copy (or write what it writes, without the subprocess), then point
     it at its data dir, key variable and emulator."""
-    defs_yaml = source / "defs" / prefix / "defs.yaml"
+    defs_file = source / "defs" / prefix / "defs.yaml"
     if scaffold:
         done = dg_command(root, "scaffold", "defs", COMPONENT, prefix, env={})
         assert done.returncode == 0, done.stderr
     else:
-        defs_yaml.parent.mkdir(parents=True)
-        fields = "business_email,personal_contact_info"
-        text = DEFS_YAML.format(type_name=COMPONENT, prefix=prefix, group="g", fields=fields)
-        defs_yaml.write_text(text)
-    text = defs_yaml.read_text()
+        defs_file.parent.mkdir(parents=True)
+        defs_file.write_text(defs_yaml(COMPONENT, prefix, group="g"))
+    text = defs_file.read_text()
     for field in ("key_prefix", "group", "partitions_start_date", "data_dir", "fields"):
         assert re.search(rf"^  # .*\n  {field}: ", text, flags=re.M), f"{field} undocumented"
     assert '  api_key: "{{ env.CRUSTDATA_API_KEY }}"' in text
     assert "  schedule_on: false" in text and "  file_sensor_on: false" in text
-    set_attribute(defs_yaml, "api_key", f'"{{{{ env.{key_env} }}}}"')
-    set_attribute(defs_yaml, "data_dir", str(root / "data" / prefix))
+    set_attribute(defs_file, "api_key", f'"{{{{ env.{key_env} }}}}"')
+    set_attribute(defs_file, "data_dir", str(root / "data" / prefix))
     if emulator is not None:
-        defs_yaml.write_text(defs_yaml.read_text() + f"  base_url: {emulator.base_url}\n")
-    return defs_yaml
+        defs_file.write_text(defs_file.read_text() + f"  base_url: {emulator.base_url}\n")
+    return defs_file
 
 
 def load_user_defs(monkeypatch: pytest.MonkeyPatch, root: Path, package: str) -> dg.Definitions:

@@ -18,6 +18,11 @@ import yaml
 from pydantic import Field
 
 from crust_assets.components.api_keys import fingerprints, key_reference, shared_key_error
+from crust_assets.defaults import (
+    DEFAULT_CREDIT_BUDGET,
+    DEFAULT_DATA_DIR,
+    DEFAULT_REENRICH_WINDOW_DAYS,
+)
 from crust_assets.defs.pipeline import PipelineOptions, build_pipeline
 from crust_assets.defs.resources import (
     DEFAULT_FIELDS,
@@ -44,9 +49,9 @@ attributes:
   # The API fields bought, comma-separated (business_email, personal_contact_info, ...).
   fields: {fields}
   # A day whose worst-case cost in credits is above this is refused.
-  credit_budget: 25000
+  credit_budget: {credit_budget}
   # URLs enriched more recently than this many days are reused, not bought again.
-  reenrich_window_days: 30
+  reenrich_window_days: {reenrich_window_days}
   # This copy's Crustdata key, read from the environment at run time (the UI shows the
   # variable's name). Leave it out to use the local emulator. Two copies may not share a key.
   api_key: "{{{{ env.CRUSTDATA_API_KEY }}}}"
@@ -71,10 +76,19 @@ class CrustdataEnrichmentScaffolder(dg.Scaffolder):
         target = Path(request.target_path)
         target.mkdir(parents=True, exist_ok=True)
         prefix = "".join(c if c.isalnum() else "_" for c in target.name.lower()) or "crust"
-        text = DEFS_YAML.format(
-            type_name=request.type_name, prefix=prefix, group=DEFAULT_GROUP, fields=DEFAULT_FIELDS
-        )
-        (target / "defs.yaml").write_text(text, encoding="utf-8")
+        (target / "defs.yaml").write_text(defs_yaml(request.type_name, prefix), encoding="utf-8")
+
+
+def defs_yaml(type_name: str, prefix: str, group: str = DEFAULT_GROUP) -> str:
+    """The scaffolded `defs.yaml` of one copy: every attribute documented, at its default."""
+    return DEFS_YAML.format(
+        type_name=type_name,
+        prefix=prefix,
+        group=group,
+        fields=DEFAULT_FIELDS,
+        credit_budget=DEFAULT_CREDIT_BUDGET,
+        reenrich_window_days=DEFAULT_REENRICH_WINDOW_DAYS,
+    )
 
 
 @dg.scaffold_with(CrustdataEnrichmentScaffolder)
@@ -87,10 +101,16 @@ class CrustdataEnrichmentComponent(dg.Component, dg.Resolvable, dg.Model):
     partitions_start_date: str = Field(
         default="2026-01-01", description="The first daily partition (YYYY-MM-DD)."
     )
-    data_dir: str = Field(default="data", description="Input lists and warehouse (path or URL).")
+    data_dir: str = Field(
+        default=DEFAULT_DATA_DIR, description="Input lists and warehouse (path or URL)."
+    )
     fields: str = Field(default=DEFAULT_FIELDS, description="API fields, comma-separated.")
-    credit_budget: int = Field(default=25_000, description="Worst-case credits allowed per day.")
-    reenrich_window_days: int = Field(default=30, description="Days a URL's row is reused.")
+    credit_budget: int = Field(
+        default=DEFAULT_CREDIT_BUDGET, description="Worst-case credits allowed per day."
+    )
+    reenrich_window_days: int = Field(
+        default=DEFAULT_REENRICH_WINDOW_DAYS, description="Days a URL's row is reused."
+    )
     api_key: Annotated[
         str | None,
         dg.Resolver(_key_template, model_field_type=str, inject_before_resolve=False),
@@ -157,4 +177,8 @@ def sibling_copies(defs_root: Path) -> Iterator[tuple[str, str | None, str]]:
                 continue
             attributes: dict[str, Any] = document.get("attributes") or {}
             prefix = str(attributes.get("key_prefix", ""))
-            yield prefix, attributes.get("api_key"), str(attributes.get("data_dir", "data"))
+            yield (
+                prefix,
+                attributes.get("api_key"),
+                str(attributes.get("data_dir", DEFAULT_DATA_DIR)),
+            )

@@ -13,10 +13,19 @@ from pydantic import Field
 
 from crust_assets.crustdata import DEFAULT_BASE_URL, FIELDS, CrustdataClient, DownloadLimits
 from crust_assets.crustdata.limits import LIMIT_SETTINGS, host_patterns
+from crust_assets.defaults import (
+    DATA_DIR_ENV,
+    DEFAULT_CREDIT_BUDGET,
+    DEFAULT_DATA_DIR,
+    DEFAULT_REENRICH_WINDOW_DAYS,
+    EMULATOR_BASE_URL,
+)
 from crust_assets.lifecycle.settings import (
     API_DOWN_ALERT_MINUTES,
+    MAX_JOB_ATTEMPTS,
     PAUSE_SECONDS,
     PLAN_WAIT_ALERT_HOURS,
+    RETRY_COOLDOWN_SECONDS,
     LifecycleSettings,
 )
 from crust_assets.load_retry import (
@@ -29,7 +38,6 @@ from crust_assets.storage import DataLayout
 from crust_assets.tables_io import ContactTablesIOManager
 from crust_assets.url_lists import DEFAULT_INPUT_MAX_BYTES, DEFAULT_INPUT_MAX_ROWS, InputLimits
 
-EMULATOR_BASE_URL = "http://127.0.0.1:8711"
 # Sent to the emulator when no key is configured: it accepts any non-empty key then.
 EMULATOR_PLACEHOLDER_KEY = "local-emulator"
 DEFAULT_FIELDS = "business_email,personal_contact_info"
@@ -182,7 +190,7 @@ class EnrichmentSettings(dg.ConfigurableResource):
         description="env CRUST_FIELDS: comma-separated API fields (default: all contact fields)",
     )
     credit_budget: int = Field(
-        default=25_000,
+        default=DEFAULT_CREDIT_BUDGET,
         description="env CRUST_CREDIT_BUDGET: refuse a partition whose worst-case cost is above",
     )
     monthly_credit_budget: int | None = Field(
@@ -192,14 +200,16 @@ class EnrichmentSettings(dg.ConfigurableResource):
         "plans) above it; unset = no limit",
     )
     reenrich_window_days: int = Field(
-        default=30,
+        default=DEFAULT_REENRICH_WINDOW_DAYS,
         description="env CRUST_REENRICH_WINDOW_DAYS: URLs enriched more recently are not re-bought",
     )
     max_job_attempts: int = Field(
-        default=3, description="env CRUST_MAX_JOB_ATTEMPTS: submits of a job the API reports failed"
+        default=MAX_JOB_ATTEMPTS,
+        description="env CRUST_MAX_JOB_ATTEMPTS: submits of a job the API reports failed",
     )
     retry_cooldown_seconds: int = Field(
-        default=60, description="env CRUST_RETRY_COOLDOWN_SECONDS: wait before resubmitting"
+        default=RETRY_COOLDOWN_SECONDS,
+        description="env CRUST_RETRY_COOLDOWN_SECONDS: wait before resubmitting",
     )
     max_load_attempts: int = Field(
         default=DEFAULT_MAX_LOAD_ATTEMPTS,
@@ -304,7 +314,9 @@ class DataRoot(dg.ConfigurableResource):
     endpoint from the standard AWS env vars, e.g. AWS_ENDPOINT_URL for an S3-compatible store).
     """
 
-    data_dir: str = Field(default="data", description="env CRUST_DATA_DIR (path or s3:// URL)")
+    data_dir: str = Field(
+        default=DEFAULT_DATA_DIR, description="env CRUST_DATA_DIR (path or s3:// URL)"
+    )
 
     def layout(self) -> DataLayout:
         return DataLayout.from_location(self.data_dir)
@@ -322,11 +334,15 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "enrichment": EnrichmentSettings(
             fields=env_or("CRUST_FIELDS", DEFAULT_FIELDS),  # type: ignore[arg-type]
-            credit_budget=env_int_or("CRUST_CREDIT_BUDGET", 25_000),  # type: ignore[arg-type]
+            credit_budget=env_int_or("CRUST_CREDIT_BUDGET", DEFAULT_CREDIT_BUDGET),  # type: ignore[arg-type]
             monthly_credit_budget=env_int_or("CRUST_MONTHLY_CREDIT_BUDGET", None),  # type: ignore[arg-type]
-            reenrich_window_days=env_int_or("CRUST_REENRICH_WINDOW_DAYS", 30),  # type: ignore[arg-type]
-            max_job_attempts=env_int_or("CRUST_MAX_JOB_ATTEMPTS", 3),  # type: ignore[arg-type]
-            retry_cooldown_seconds=env_int_or("CRUST_RETRY_COOLDOWN_SECONDS", 60),  # type: ignore[arg-type]
+            reenrich_window_days=env_int_or(  # type: ignore[arg-type]
+                "CRUST_REENRICH_WINDOW_DAYS", DEFAULT_REENRICH_WINDOW_DAYS
+            ),
+            max_job_attempts=env_int_or("CRUST_MAX_JOB_ATTEMPTS", MAX_JOB_ATTEMPTS),  # type: ignore[arg-type]
+            retry_cooldown_seconds=env_int_or(  # type: ignore[arg-type]
+                "CRUST_RETRY_COOLDOWN_SECONDS", RETRY_COOLDOWN_SECONDS
+            ),
             max_load_attempts=env_int_or("CRUST_MAX_LOAD_ATTEMPTS", DEFAULT_MAX_LOAD_ATTEMPTS),  # type: ignore[arg-type]
             load_retry_seconds=env_int_or(  # type: ignore[arg-type]
                 "CRUST_LOAD_RETRY_SECONDS", int(DEFAULT_LOAD_RETRY_SECONDS)
@@ -349,9 +365,9 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
             not in ("0", "false", "no", "off"),
             webhook_url=webhook_url,  # type: ignore[arg-type]
         ),
-        "data_root": DataRoot(data_dir=env_or("CRUST_DATA_DIR", "data")),  # type: ignore[arg-type]
+        "data_root": DataRoot(data_dir=env_or(DATA_DIR_ENV, DEFAULT_DATA_DIR)),  # type: ignore[arg-type]
         # Loads the tables into downstream assets (the table assets write their own files).
         "contact_tables_io_manager": ContactTablesIOManager(
-            data_dir=env_or("CRUST_DATA_DIR", None)  # type: ignore[arg-type]
+            data_dir=env_or(DATA_DIR_ENV, None)  # type: ignore[arg-type]
         ),
     }

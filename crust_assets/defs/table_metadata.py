@@ -11,6 +11,7 @@ import os
 
 import dagster as dg
 
+from crust_assets.defaults import DATA_DIR_ENV, DEFAULT_DATA_DIR
 from crust_assets.defs.catalog_tags import column_tags
 from crust_assets.warehouse_tables import DATE_DESCRIPTION, dataset_uri, table_for
 
@@ -40,7 +41,7 @@ def table_column_schema(name: str) -> dg.TableSchema:
 def table_definition_metadata(name: str, data_dir: str | None = None) -> dict[str, object]:
     """`dagster/column_schema`, `dagster/table_name` and `dagster/uri` of a warehouse table (under
     `data_dir`, default CRUST_DATA_DIR)."""
-    data_dir = data_dir or os.environ.get("CRUST_DATA_DIR") or "data"
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
     metadata: dict[str, object] = {
         "dagster/column_schema": table_column_schema(name),
         "dagster/table_name": name,

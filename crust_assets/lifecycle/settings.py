@@ -21,6 +21,12 @@ SENSOR_CALL_TIMEOUT_SECONDS = 10.0
 API_DOWN_ALERT_MINUTES = 30.0
 # ... or once a plan has waited this long for its jobs or lenders (CRUST_PLAN_WAIT_ALERT_HOURS).
 PLAN_WAIT_ALERT_HOURS = 24.0
+# Submits of a job the API reports failed (CRUST_MAX_JOB_ATTEMPTS), and the wait before each
+# resubmit (CRUST_RETRY_COOLDOWN_SECONDS).
+MAX_JOB_ATTEMPTS = 3
+RETRY_COOLDOWN_SECONDS = 60
+# One API call's retry budget inside a tick.
+SENSOR_RETRY_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -29,8 +35,8 @@ class LifecycleSettings:
     the alarm bounds (CRUST_API_DOWN_ALERT_MINUTES, CRUST_PLAN_WAIT_ALERT_HOURS); the others are
     fixed bounds of a sensor tick."""
 
-    max_job_attempts: int = 3
-    retry_cooldown_seconds: float = 60.0
+    max_job_attempts: int = MAX_JOB_ATTEMPTS
+    retry_cooldown_seconds: float = RETRY_COOLDOWN_SECONDS
     pause_seconds: float = PAUSE_SECONDS
     max_reconcile_tries: int = MAX_RECONCILE_TRIES
     clock_skew_seconds: float = CLOCK_SKEW_SECONDS
