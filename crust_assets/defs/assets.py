@@ -38,6 +38,7 @@ from crust_assets.defs.metadata import (
 )
 from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.plan_gates import loadable_plan, unfinished_plan_failure
+from crust_assets.defs.planned_lists import INPUT_MODIFIED_NS
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.defs.spend import spend_metadata, with_month_to_date
 from crust_assets.defs.table_metadata import (
@@ -127,12 +128,19 @@ class InputList:
     def size(self) -> int:
         return self.layout.size(self.path)
 
+    @cached_property
+    def modified_ns(self) -> int:
+        """The file's modification time, taken before its first byte is read (`read` takes it):
+        the file sensor compares it with the file's time to tell an unchanged list."""
+        return self.layout.modified_ns(self.path)
+
     def read(self, enrichment: EnrichmentSettings) -> UrlList:
         if not self.layout.is_file(self.path):
             raise dg.Failure(
                 description=f"No input list for {self.date}: expected a CSV file at {self.url}",
                 allow_retries=False,
             )
+        _ = self.modified_ns  # taken before the read: a change during it is a new version
         try:  # streamed, and refused before the first byte when over CRUST_INPUT_MAX_BYTES
             return read_url_list_stream(
                 self.url,
@@ -160,6 +168,7 @@ def url_list_metadata(
         ),
         "input_file": dg.MetadataValue.path(source.url),
         "input_bytes": source.size,
+        INPUT_MODIFIED_NS: source.modified_ns,
         "rejects_file": dg.MetadataValue.path(rejects_url),
         "input_columns": dg.MetadataValue.json(list(raw.columns)),
         "header_notes": dg.MetadataValue.md("\n".join(f"- {n}" for n in raw.notes) or "none"),

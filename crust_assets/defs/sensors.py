@@ -21,15 +21,19 @@ from crust_assets.defs.jobs import (
     plan_contact_enrichment_job,
 )
 from crust_assets.defs.partitions import daily_partitions
+from crust_assets.defs.planned_lists import already_read, last_read
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.defs.submitter import SubmitterTick
-from crust_assets.lifecycle.settings import SENSOR_CALL_TIMEOUT_SECONDS, SENSOR_RETRY_SECONDS
-from crust_assets.names import DEFAULT_NAMES, Names, using
+from crust_assets.lifecycle.settings import SENSOR_CALL_TIMEOUT_SECONDS
+from crust_assets.names import DEFAULT_NAMES, Names, current, using
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
         UnresolvedAssetJobDefinition,
     )
+
+# One API call's retry budget inside a tick.
+SENSOR_RETRY_SECONDS = 5.0
 
 
 def submitter_sensor(names: Names, job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
@@ -123,7 +127,7 @@ def new_lists(
     input_dir = layout.input_dir
     watermark, seen_at_watermark = parse_file_cursor(context.cursor)
     newest, seen_at_newest = watermark, set(seen_at_watermark)
-    requests = []
+    requests, planned = [], []
     valid_keys = set(partitions.get_partition_keys())
     # Listed through the data root's filesystem: on S3 the time is the object's LastModified,
     # in whole seconds, so a list landing in the second of the watermark is told apart by name.
@@ -141,15 +145,28 @@ def new_lists(
         if date not in valid_keys:
             context.log.warning(f"{name}: {date} is not a partition of this pipeline")
             continue
+        # Without a cursor (a new sensor, or a renamed code location) every list is new to the
+        # cursor: the event log says which ones were already planned as they are now.
+        read = last_read(context.instance, current().url_list_key, date)
+        if already_read(layout.url(layout.input_file(date)), modified, read):
+            planned.append(name)
+            continue
         requests.append(
             dg.RunRequest(
                 run_key=f"{date}:{modified}", partition_key=date, tags={"crust/input": name}
             )
         )
+    skip = f"no new list in {layout.url(input_dir)}"
+    if planned:
+        context.log.info(
+            f"{len(planned)} list(s) already planned as they are now, not planned again: "
+            f"{', '.join(planned[:10])}{' ...' if len(planned) > 10 else ''}"
+        )
+        skip += f" ({len(planned)} already planned as they are now)"
     return dg.SensorResult(
         run_requests=requests,
         cursor=file_cursor(newest, seen_at_newest),
-        skip_reason=None if requests else f"no new list in {layout.url(input_dir)}",
+        skip_reason=None if requests else skip,
     )
 
 
