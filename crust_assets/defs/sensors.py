@@ -24,16 +24,13 @@ from crust_assets.defs.partitions import daily_partitions
 from crust_assets.defs.planned_lists import already_read, last_read
 from crust_assets.defs.resources import CrustdataResource, DataRoot, EnrichmentSettings
 from crust_assets.defs.submitter import SubmitterTick
-from crust_assets.lifecycle.settings import SENSOR_CALL_TIMEOUT_SECONDS
+from crust_assets.lifecycle.settings import SENSOR_CALL_TIMEOUT_SECONDS, SENSOR_RETRY_SECONDS
 from crust_assets.names import DEFAULT_NAMES, Names, current, using
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
         UnresolvedAssetJobDefinition,
     )
-
-# One API call's retry budget inside a tick.
-SENSOR_RETRY_SECONDS = 5.0
 
 
 def submitter_sensor(names: Names, job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
