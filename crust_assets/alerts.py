@@ -71,3 +71,13 @@ def check_failure_message(
 
 def tick_failure_message(sensor: str, when: str, error: str, secrets: Iterable[str | None]) -> str:
     return f":red_circle: Sensor {sensor} failed its tick at {when}: {safe_text(error, secrets)}"
+
+
+def reminder_message(subject: str, since: str, when: str, text: str) -> str:
+    """A condition still holding, one reminder interval after it was last posted."""
+    return f":repeat: {subject} still failing since {since} (again at {when}): {text}"
+
+
+def cleared_message(subject: str, since: str, when: str) -> str:
+    """The end of a posted condition: the first outcome that did not fail."""
+    return f":large_green_circle: {subject} no longer failing at {when} (failing since {since})"

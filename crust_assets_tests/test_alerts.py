@@ -6,7 +6,9 @@ from urllib.parse import quote
 
 from crust_assets.alerts import (
     check_failure_message,
+    cleared_message,
     env_secrets,
+    reminder_message,
     run_failure_message,
     safe_text,
     tick_failure_message,
@@ -102,3 +104,15 @@ def test_profile_urls_without_a_scheme_or_json_escaped_are_replaced() -> None:
     ):
         out = safe_text(text)
         assert "ana-lopez-42" not in out and "<profile URL>" in out, out
+
+
+def test_reminder_and_cleared_messages_say_since_when() -> None:
+    subject = "Sensor contact_enrichment_sensor"
+    assert reminder_message(subject, "10:00 UTC", "11:00 UTC", "key refused") == (
+        ":repeat: Sensor contact_enrichment_sensor still failing since 10:00 UTC "
+        "(again at 11:00 UTC): key refused"
+    )
+    assert cleared_message(subject, "10:00 UTC", "11:30 UTC") == (
+        ":large_green_circle: Sensor contact_enrichment_sensor no longer failing at 11:30 UTC "
+        "(failing since 10:00 UTC)"
+    )

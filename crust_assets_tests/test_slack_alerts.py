@@ -51,6 +51,7 @@ class SlackReceiver(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.posts: list[dict[str, Any]] = []
+        self.refuse_post = 0  # the n-th post (1-based) is answered ok=false, once
 
     @property
     def url(self) -> str:
@@ -65,10 +66,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             fields = {k: v[0] for k, v in parse_qs(body).items()}
         server: SlackReceiver = self.server  # type: ignore[assignment]
-        server.posts.append(
-            {"path": self.path, "auth": self.headers.get("authorization"), **fields}
-        )
-        answer = json.dumps({"ok": True, "channel": "C01", "ts": "1.0"}).encode()
+        if server.refuse_post == len(server.posts) + 1:  # Slack refuses this one post
+            server.refuse_post = 0
+            answer = json.dumps({"ok": False, "error": "internal_error"}).encode()
+        else:
+            server.posts.append(
+                {"path": self.path, "auth": self.headers.get("authorization"), **fields}
+            )
+            answer = json.dumps({"ok": True, "channel": "C01", "ts": "1.0"}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(answer)))
@@ -126,10 +131,10 @@ def _workspace_repo(instance: dg.DagsterInstance) -> tuple[WorkspaceProcessConte
     return context, next(iter(location.get_repositories().values()))
 
 
-def _fail_a_submitter_tick(instance: dg.DagsterInstance, repo: Any) -> None:
-    """A failed tick of contact_enrichment_sensor, recorded as the sensor daemon records one."""
+def _submitter_state(instance: dg.DagsterInstance, repo: Any) -> Any:
+    """What the daemon stores at a default-on sensor's first tick; the submitter's handle."""
     sensor = repo.get_sensor("contact_enrichment_sensor")
-    instance.add_instigator_state(  # what the daemon stores at a default-on sensor's first tick
+    instance.add_instigator_state(
         InstigatorState(
             sensor.get_remote_origin(),
             InstigatorType.SENSOR,
@@ -137,20 +142,40 @@ def _fail_a_submitter_tick(instance: dg.DagsterInstance, repo: Any) -> None:
             SensorInstigatorData(min_interval=sensor.min_interval_seconds),
         )
     )
-    message = (
-        f"Crustdata refused the key (401) sending Bearer {KEY} for "
-        "https://www.linkedin.com/in/ana-lopez-42; set CRUSTDATA_API_KEY"
-    )
+    return sensor
+
+
+def _record_tick(
+    instance: dg.DagsterInstance, sensor: Any, at: float, error: str | None = None
+) -> None:
+    """A tick of contact_enrichment_sensor, failed with `error` or skipped, as the daemon
+    records one."""
     instance.create_tick(
         TickData(
             instigator_origin_id=sensor.get_remote_origin_id(),
             instigator_name=sensor.name,
             instigator_type=InstigatorType.SENSOR,
-            status=TickStatus.FAILURE,
-            timestamp=datetime.now(timezone.utc).timestamp(),
+            status=TickStatus.FAILURE if error else TickStatus.SKIPPED,
+            timestamp=at,
             selector_id=sensor.selector_id,
-            error=SerializableErrorInfo(message=message, stack=[], cls_name="Failure"),
+            error=SerializableErrorInfo(message=error, stack=[], cls_name="SubmitterAlarm")
+            if error
+            else None,
         )
+    )
+
+
+def _fail_a_submitter_tick(instance: dg.DagsterInstance, repo: Any) -> None:
+    """A failed tick of contact_enrichment_sensor, recorded as the sensor daemon records one."""
+    message = (
+        f"Crustdata refused the key (401) sending Bearer {KEY} for "
+        "https://www.linkedin.com/in/ana-lopez-42; set CRUSTDATA_API_KEY"
+    )
+    _record_tick(
+        instance,
+        _submitter_state(instance, repo),
+        datetime.now(timezone.utc).timestamp(),
+        message,
     )
 
 
@@ -229,3 +254,50 @@ def test_failures_reach_slack_without_secrets_or_contact_values(
     assert f"for {day} failed: No input list for {day}" in run_text
     for text in texts:
         assert KEY not in text and TOKEN not in text and "linkedin.com/in" not in text
+
+
+def test_a_lasting_failure_is_posted_when_new_then_per_reminder_and_when_it_clears(
+    slack: SlackReceiver, tmp_path: Path
+) -> None:
+    """Eleven ticks, 30 s apart, fail for a refused key (the pause's end moves every 5 min);
+    with a 2-minute reminder that is one post, two reminders, and one when a tick passes. Slack
+    refuses the second post: the watcher's tick fails, and the next one posts the rest, none
+    twice."""
+    from crust_assets.definitions import build_definitions
+    from crust_assets.defs.resources import build_resources
+
+    sensors = {s.name: s for s in make_slack_alert_sensors(CHANNEL, TOKEN, slack.url, 120.0)}
+    watcher = sensors["crust_slack_on_check_or_tick_failure"]
+    defs = build_definitions(
+        {**build_resources(), "data_root": DataRoot(data_dir=str(tmp_path / "data"))}
+    )
+    repo_def = defs.get_repository_def()
+    with dg.instance_for_test() as instance:
+        workspace, repo = _workspace_repo(instance)
+        with workspace:
+            submitter = _submitter_state(instance, repo)
+        watcher(dg.build_sensor_context(instance=instance, repository_def=repo_def))
+        start = datetime.now(timezone.utc).timestamp() + 1
+        for n in range(11):
+            until = datetime.fromtimestamp(start + 300 + n // 10 * 300, timezone.utc)
+            error = (
+                f"Crustdata refused the API key (401 Unauthorized). Submitting and polling are "
+                f"paused until {until:%Y-%m-%d %H:%M:%S} UTC, then tried again."
+            )
+            _record_tick(instance, submitter, start + 30 * n, error if n < 10 else None)
+        slack.refuse_post = 2
+        with pytest.raises(Exception, match="internal_error"):
+            watcher(dg.build_sensor_context(instance=instance, repository_def=repo_def))
+        assert len(slack.posts) == 1
+        watcher(dg.build_sensor_context(instance=instance, repository_def=repo_def))
+        watcher(dg.build_sensor_context(instance=instance, repository_def=repo_def))
+
+    texts = [post["text"] for post in slack.posts]
+    assert len(texts) == 4, texts
+    first, *reminders, cleared = texts
+    assert first.startswith(":red_circle: Sensor contact_enrichment_sensor failed its tick at ")
+    assert all(
+        ":repeat: Sensor contact_enrichment_sensor still failing since" in r for r in reminders
+    )
+    assert cleared.startswith(":large_green_circle: Sensor contact_enrichment_sensor no longer")
+    assert len(set(texts)) == 4

@@ -9,27 +9,21 @@ decorator that factory wraps), built the same way. Every text passes through
 `crust_assets.alerts`, so no key, webhook token, pre-signed URL or contact value is posted.
 """
 
-import json
 import os
-from datetime import datetime, timezone
 from importlib.util import find_spec
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from crust_assets.alerts import (
-    check_failure_message,
-    env_secrets,
-    run_failure_message,
-    tick_failure_message,
-)
+from crust_assets.alert_reminders import DEFAULT_REMINDER_MINUTES, REMINDER_ENV, reminder_seconds
+from crust_assets.alerts import env_secrets, run_failure_message
+from crust_assets.defs.alert_feed import post_new
 
 CHANNEL_ENV = "CRUST_SLACK_CHANNEL"
 TOKEN_ENV = "SLACK_TOKEN"
 API_URL_ENV = "CRUST_SLACK_API_URL"
 SLACK_API_URL = "https://slack.com/api/"
-SUBMITTER = "contact_enrichment_sensor"
 
 
 def slack_enabled() -> bool:
@@ -55,78 +49,6 @@ def slack_client(token: str, base_url: str) -> Any:
     return CrustSlackResource(token=token, base_url=base_url).get_client()
 
 
-def _check_text(key: dg.AssetCheckKey, record: Any) -> str:
-    entry = record.event
-    evaluation = entry.dagster_event.event_specific_data if entry and entry.dagster_event else None
-    metadata = getattr(evaluation, "metadata", None) or {}
-    partition = getattr(metadata.get("partition"), "value", None) or getattr(
-        record, "partition", None
-    )
-    text = getattr(evaluation, "description", None) or "failed"
-    return check_failure_message(
-        key.asset_key.to_user_string(), key.name, partition, text, _secrets()
-    )
-
-
-def _new_check_failures(
-    instance: dg.DagsterInstance, keys: list[dg.AssetCheckKey], seen: dict[str, int]
-) -> tuple[list[str], dict[str, int]]:
-    """Messages for check evaluations that failed since `seen` (check key -> last record id).
-
-    A check not in `seen` yet only has its newest id noted: its history is not news."""
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus as Status,
-    )
-
-    messages, now_seen = [], dict(seen)
-    for key in keys:
-        name = key.to_user_string()
-        records = instance.event_log_storage.get_asset_check_execution_history(key, limit=50)
-        for record in sorted(records, key=lambda r: r.id):
-            if name in seen and record.id > seen[name] and record.status == Status.FAILED:
-                messages.append(_check_text(key, record))
-        now_seen[name] = max([seen.get(name, 0), *(r.id for r in records)])
-    return messages, now_seen
-
-
-def _new_tick_failures(instance: dg.DagsterInstance, after: float) -> tuple[list[str], float]:
-    """Messages for the submitter's ticks that failed after `after` (a timestamp)."""
-    from dagster._core.scheduler.instigation import InstigatorType, TickStatus
-
-    messages, newest = [], after
-    states = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-    for state in (s for s in states if s.instigator_name == SUBMITTER):
-        ticks = instance.get_ticks(
-            state.instigator_origin_id,
-            state.selector_id,
-            after=after,
-            statuses=[TickStatus.FAILURE],
-        )
-        for tick in sorted(ticks, key=lambda t: t.timestamp):
-            when = datetime.fromtimestamp(tick.timestamp, timezone.utc)
-            error = tick.error.message if tick.error else "failed"
-            stamp = when.strftime("%Y-%m-%d %H:%M:%S UTC")
-            messages.append(tick_failure_message(SUBMITTER, stamp, error, _secrets()))
-            newest = max(newest, tick.timestamp)
-    return messages, newest
-
-
-def new_failures(context: dg.SensorEvaluationContext) -> tuple[list[str], str]:
-    """Failed checks and submitter ticks since the cursor, and the next cursor.
-
-    The first evaluation posts nothing: it notes where the history ends, so turning alerts on
-    does not replay old failures.
-    """
-    state = json.loads(context.cursor) if context.cursor else {}
-    keys = sorted(context.repository_def.asset_graph.asset_check_keys, key=str)
-    checks, seen = _new_check_failures(context.instance, keys, state.get("checks", {}))
-    if "tick_after" in state:
-        ticks, after = _new_tick_failures(context.instance, float(state["tick_after"]))
-    else:
-        ticks, after = [], datetime.now(timezone.utc).timestamp()
-    return [*checks, *ticks], json.dumps({"checks": seen, "tick_after": after})
-
-
 def _step_reason(event: dg.DagsterEvent) -> str:
     """A failed step's own words: a `dg.Failure`'s description, else the error's message."""
     data = event.step_failure_data
@@ -138,9 +60,13 @@ def _step_reason(event: dg.DagsterEvent) -> str:
 
 
 def make_slack_alert_sensors(
-    channel: str, token: str, base_url: str = SLACK_API_URL
+    channel: str,
+    token: str,
+    base_url: str = SLACK_API_URL,
+    reminder: float = DEFAULT_REMINDER_MINUTES * 60,
 ) -> list[dg.SensorDefinition]:
-    """The two alert sensors, posting to `channel` (as dagster-slack's sensor factory does)."""
+    """The two alert sensors, posting to `channel` (as dagster-slack's sensor factory does);
+    a failure that lasts is posted again every `reminder` seconds."""
     client = slack_client(token, base_url)
 
     def post(text: str) -> None:
@@ -158,21 +84,21 @@ def make_slack_alert_sensors(
         partition = run.tags.get("dagster/partition")
         post(run_failure_message(run.job_name, run.run_id, partition, reason, _secrets()))
 
+    watcher_name = "crust_slack_on_check_or_tick_failure"
+
     @dg.sensor(
-        name="crust_slack_on_check_or_tick_failure",
+        name=watcher_name,
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Posts failed checks of this code location's assets and failed ticks of "
-            "contact_enrichment_sensor to CRUST_SLACK_CHANNEL, once each."
+            "contact_enrichment_sensor to CRUST_SLACK_CHANNEL: a new failure at once, a lasting "
+            f"one again every {reminder / 60:g} min ({REMINDER_ENV}), and its end."
         ),
     )
     def slack_on_check_or_tick_failure(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-        texts, cursor = new_failures(context)
-        for text in texts:
-            post(text)
-        context.update_cursor(cursor)
-        return dg.SkipReason(f"posted {len(texts)} alerts")
+        posted = post_new(context, watcher_name, post, reminder, _secrets())
+        return dg.SkipReason(f"posted {posted} alerts")
 
     return [slack_on_run_failure, slack_on_check_or_tick_failure]
 
@@ -190,4 +116,5 @@ def slack_alerts() -> list[dg.SensorDefinition]:
         os.environ[CHANNEL_ENV].strip(),
         os.environ[TOKEN_ENV].strip(),
         os.environ.get(API_URL_ENV, "").strip() or SLACK_API_URL,
+        reminder_seconds(os.environ.get(REMINDER_ENV)),
     )
