@@ -208,12 +208,12 @@ def test_a_plan_waits_for_open_lenders_and_settled_lenders_release_it() -> None:
     ledger.add_plan(borrower)  # no jobs of its own: completed at once, but waits for the lender
     assert borrower.outcome == Outcome.COMPLETED
     assert ledger.waits_for_lenders(borrower) and ledger.loadable_plans() == []
-    assert ledger.unsettled_lenders(borrower) == [lender.key]
+    assert ledger.open_lenders(borrower) == [lender]
     ledger.forget_finished()
     restored = Ledger.from_cursor(ledger.to_cursor())
     assert restored.waits_for_lenders(restored.plans[borrower.key])
     fold(restored, ev.PlanCompleted(date=OLDER, plan_id="a"))
-    assert restored.unsettled_lenders(restored.plans[borrower.key]) == []
+    assert restored.open_lenders(restored.plans[borrower.key]) == []
     assert [p.plan_id for p in restored.loadable_plans()] == ["a", "b"]
 
 

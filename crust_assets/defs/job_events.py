@@ -257,4 +257,4 @@ def unsettled_lenders(instance: dg.DagsterInstance, plan: PlanState) -> list[str
         date, plan_id = key.split("/", 1)
         if (lender := find_plan(instance, date, plan_id)) is not None:
             lenders.append(lender)
-    return fold_plans(instance, lenders).unsettled_lenders(plan)
+    return [lender.key for lender in fold_plans(instance, lenders).open_lenders(plan)]

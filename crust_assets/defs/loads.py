@@ -46,13 +46,14 @@ def latest_load_run(
         run = record.dagster_run
         run_attempt = int(run.tags.get(ATTEMPT_TAG, "1"))
         if attempt is None or run_attempt == attempt:
-            status, reason = _run_status(instance, run)
-            reason = scrubber.text(reason) if scrubber else reason
+            status, reason = _run_status(instance, run, scrubber or SecretScrubber())
             return LoadRun(run.run_id, run_attempt, status, record.end_time, reason)
     return None
 
 
-def _run_status(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[LoadRunStatus, str]:
+def _run_status(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, scrubber: SecretScrubber
+) -> tuple[LoadRunStatus, str]:
     if run.status == dg.DagsterRunStatus.SUCCESS:
         return LoadRunStatus.LOADED, ""
     if run.status not in _ENDED:
@@ -65,12 +66,13 @@ def _run_status(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[LoadR
         return LoadRunStatus.LOADED, ""
     if run.status == dg.DagsterRunStatus.CANCELED:
         return LoadRunStatus.CANCELED, f"run {run.run_id[:8]} was canceled"
-    return LoadRunStatus.FAILED, run_failure_reason(instance, run.run_id)
+    return LoadRunStatus.FAILED, run_failure_reason(instance, run.run_id, scrubber)
 
 
-def run_failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
+def run_failure_reason(instance: dg.DagsterInstance, run_id: str, scrubber: SecretScrubber) -> str:
     """The root cause of the run's last step failure (e.g. the DownloadError), else the run's
-    own failure message: what a person would look for in the run's logs."""
+    own failure message: what a person would look for in the run's logs. It goes into events,
+    check descriptions and the sensor's summary, so `scrubber` masks every secret in it."""
     step_failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
     run_failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     for entry in [*reversed(step_failures), *run_failures]:
@@ -80,7 +82,7 @@ def run_failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
             error = error.cause
         text = error.message if error is not None else entry.user_message
         if text and text.strip():
-            return _MODULE_PATH.sub("", text.strip())
+            return scrubber.text(_MODULE_PATH.sub("", text.strip()))
     return "the run failed"
 
 

@@ -4,7 +4,7 @@ Each event is written as the metadata of one `AssetObservation` on `contact_enri
 (`event` names the kind). The names and keys are the ones the pipeline always wrote, so an event
 log written by any earlier version parses, and the UI, the tests and the fault matrix read the
 same metadata: `parse_event` fills a field an older log lacks with its default and returns None
-for a name it does not know; `Event.metadata()` writes exactly the keys with a value.
+for a name it does not know; `PlanEvent.metadata()` writes exactly the keys with a value.
 """
 
 from __future__ import annotations
@@ -234,7 +234,6 @@ class AlertRaised(PlanEvent):
 
 # Events about the sensor rather than one plan: folded whether or not the plan is tracked.
 SENSOR_EVENTS = (SubmissionsPaused, CreditsExhausted, ApiUnreachable, ApiReachable, AlertRaised)
-Event = PlanEvent
 EVENT_TYPES: dict[str, type[PlanEvent]] = {
     str(kind.NAME): kind
     for kind in (

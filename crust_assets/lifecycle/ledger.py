@@ -344,10 +344,6 @@ class Ledger:
             and plan.outcome != Outcome.SUPERSEDED
         ]
 
-    def unsettled_lenders(self, plan: PlanState) -> list[str]:
-        """`plan`'s lender keys that may still deliver (tracked here, no outcome yet)."""
-        return [key for key in plan.lenders if key in self.plans and not self.plans[key].outcome]
-
     def unconfirmed(self) -> list[tuple[PlanState, Job]]:
         """Jobs whose submit was sent and not (yet) answered or found: looked up, not resent."""
         waiting = (JobState.SUBMITTING, JobState.UNCONFIRMED)
