@@ -18,8 +18,6 @@ from datetime import date, datetime
 import dagster as dg
 from dagster._time import get_current_datetime
 
-from crust_assets.crustdata.redact import SecretScrubber
-from crust_assets.defs.loads import run_failure_reason
 from crust_assets.defs.resources import DataRoot
 from crust_assets.doctor import instigator_on
 from crust_assets.freshness import (
@@ -62,17 +60,20 @@ def _has_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, day: st
 
 
 def _load_failure(instance: dg.DagsterInstance, day: str) -> str | None:
-    """The reason of the newest load run of `day`, when that run failed, with the API key and
-    the webhook URL's token masked (the reason becomes the check's description)."""
+    """The reason of the newest load run of `day`, when that run failed."""
+    from dagster._core.events import DagsterEventType
+
     newest = instance.get_run_records(
         dg.RunsFilter(job_name=current().load_job, tags={"dagster/partition": day}), limit=1
     )
     if not newest or newest[0].dagster_run.status != dg.DagsterRunStatus.FAILURE:
         return None
     run_id = newest[0].dagster_run.run_id
-    secrets = SecretScrubber(os.getenv("CRUSTDATA_API_KEY"), os.getenv("CRUST_WEBHOOK_URL"))
-    reason = run_failure_reason(instance, run_id, secrets).splitlines()[0][:300]
-    return f"run {run_id[:8]}: {reason}"
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        error = entry.dagster_event.step_failure_data.error if entry.dagster_event else None
+        if error is not None:
+            return f"run {run_id[:8]}: {error.message.strip().splitlines()[0][:300]}"
+    return f"run {run_id[:8]} failed"
 
 
 def day_facts(
@@ -103,15 +104,21 @@ def day_facts(
 
 
 def verdict_for(
-    instance: dg.DagsterInstance, layout: DataLayout, now: datetime, day: date | None = None
+    instance: dg.DagsterInstance,
+    layout: DataLayout,
+    now: datetime,
+    day: date | None = None,
+    *,
+    schedule_on_by_default: bool = False,
 ) -> tuple[date, Verdict | None]:
-    """The verdict on `day` (default: the newest day due at `now`)."""
+    """The verdict on `day` (default: the newest day due at `now`). A day is expected when the
+    copy's schedule is on: as the instance records it, else the schedule's code default."""
     cron = deadline_cron()
     day = day or due_day(now, cron)
     deadline = deadline_of(day, cron)
     if now < deadline and not _has_materialization(instance, current().contacts_key, str(day)):
         return day, None  # not due yet
-    schedule_on = instigator_on(instance, current().schedule, on_by_default=False)
+    schedule_on = instigator_on(instance, current().schedule, on_by_default=schedule_on_by_default)
     return day, late_verdict(day_facts(instance, layout, day, schedule_on), deadline)
 
 
@@ -126,8 +133,9 @@ def evaluation(day: date, verdict: Verdict) -> dg.AssetCheckEvaluation:
     )
 
 
-def on_time_check(names: Names) -> dg.AssetChecksDefinition:
-    """The copy's `enriched_contacts_on_time` check."""
+def on_time_check(names: Names, *, schedule_on: bool = False) -> dg.AssetChecksDefinition:
+    """The copy's `enriched_contacts_on_time` check; `schedule_on` is the copy's schedule's
+    default status (a day is expected while the schedule is on)."""
 
     @dg.asset_check(
         asset=names.contacts_key,
@@ -142,18 +150,21 @@ def on_time_check(names: Names) -> dg.AssetChecksDefinition:
     )
     def enriched_contacts_on_time(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         with using(names):
-            return on_time_result(context, getattr(context.resources, names.data_root))
+            data_root = getattr(context.resources, names.data_root)
+            return on_time_result(context, data_root, schedule_on=schedule_on)
 
     return enriched_contacts_on_time
 
 
 def on_time_result(
-    context: dg.AssetCheckExecutionContext, data_root: DataRoot
+    context: dg.AssetCheckExecutionContext, data_root: DataRoot, *, schedule_on: bool = False
 ) -> dg.AssetCheckResult:
     partition = context.run.tags.get("dagster/partition")
     day = date.fromisoformat(partition) if partition else None
     now = get_current_datetime()
-    day, verdict = verdict_for(context.instance, data_root.layout(), now, day)
+    day, verdict = verdict_for(
+        context.instance, data_root.layout(), now, day, schedule_on_by_default=schedule_on
+    )
     if verdict is None:
         verdict = Verdict(True, "not_due", f"enriched_contacts[{day.isoformat()}] is not due")
     return dg.AssetCheckResult(
@@ -163,8 +174,9 @@ def on_time_result(
     )
 
 
-def freshness_sensor(names: Names) -> dg.SensorDefinition:
-    """The copy's `enriched_contacts_freshness_sensor`: records the check, launches nothing."""
+def freshness_sensor(names: Names, *, schedule_on: bool = False) -> dg.SensorDefinition:
+    """The copy's `enriched_contacts_freshness_sensor`: records the check, launches nothing;
+    `schedule_on` is the copy's schedule's default status."""
 
     @dg.sensor(
         name=names.freshness_sensor,
@@ -180,16 +192,18 @@ def freshness_sensor(names: Names) -> dg.SensorDefinition:
         context: dg.SensorEvaluationContext, **_: object
     ) -> dg.SensorResult | dg.SkipReason:
         with using(names):
-            return record_freshness(context, getattr(context.resources, names.data_root))
+            data_root = getattr(context.resources, names.data_root)
+            return record_freshness(context, data_root, schedule_on=schedule_on)
 
     return enriched_contacts_freshness_sensor
 
 
 def record_freshness(
-    context: dg.SensorEvaluationContext, data_root: DataRoot
+    context: dg.SensorEvaluationContext, data_root: DataRoot, *, schedule_on: bool = False
 ) -> dg.SensorResult | dg.SkipReason:
     now = get_current_datetime()
-    day, verdict = verdict_for(context.instance, data_root.layout(), now)
+    layout = data_root.layout()
+    day, verdict = verdict_for(context.instance, layout, now, schedule_on_by_default=schedule_on)
     if verdict is None:
         return dg.SkipReason(f"enriched_contacts[{day.isoformat()}] is not expected or not due")
     state = f"{day.isoformat()}:{verdict.cause}"

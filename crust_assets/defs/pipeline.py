@@ -71,13 +71,13 @@ def build_pipeline(
     plan_job, load_job = pipeline_jobs(names)
     return dg.Definitions(
         assets=list(assets) if assets is not None else pipeline_assets_of(names, options),
-        asset_checks=[on_time_check(names)],
+        asset_checks=[on_time_check(names, schedule_on=options.schedule_on)],
         jobs=[plan_job, load_job],
         sensors=[
             submitter_sensor(names, load_job),
             file_sensor(names, plan_job, options.partitions, on=options.file_sensor_on),
             automation_sensor(names),
-            freshness_sensor(names),
+            freshness_sensor(names, schedule_on=options.schedule_on),
             *extra_sensors,
         ],
         schedules=[daily_schedule(names, plan_job, on=options.schedule_on)],
