@@ -18,6 +18,8 @@ from datetime import date, datetime
 import dagster as dg
 from dagster._time import get_current_datetime
 
+from crust_assets.crustdata.redact import SecretScrubber
+from crust_assets.defs.loads import run_failure_reason
 from crust_assets.defs.resources import DataRoot
 from crust_assets.doctor import instigator_on
 from crust_assets.freshness import (
@@ -60,20 +62,17 @@ def _has_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, day: st
 
 
 def _load_failure(instance: dg.DagsterInstance, day: str) -> str | None:
-    """The reason of the newest load run of `day`, when that run failed."""
-    from dagster._core.events import DagsterEventType
-
+    """The reason of the newest load run of `day`, when that run failed, with the API key and
+    the webhook URL's token masked (the reason becomes the check's description)."""
     newest = instance.get_run_records(
         dg.RunsFilter(job_name=current().load_job, tags={"dagster/partition": day}), limit=1
     )
     if not newest or newest[0].dagster_run.status != dg.DagsterRunStatus.FAILURE:
         return None
     run_id = newest[0].dagster_run.run_id
-    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
-        error = entry.dagster_event.step_failure_data.error if entry.dagster_event else None
-        if error is not None:
-            return f"run {run_id[:8]}: {error.message.strip().splitlines()[0][:300]}"
-    return f"run {run_id[:8]} failed"
+    secrets = SecretScrubber(os.getenv("CRUSTDATA_API_KEY"), os.getenv("CRUST_WEBHOOK_URL"))
+    reason = run_failure_reason(instance, run_id, secrets).splitlines()[0][:300]
+    return f"run {run_id[:8]}: {reason}"
 
 
 def day_facts(
