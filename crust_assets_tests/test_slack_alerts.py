@@ -301,3 +301,48 @@ def test_a_lasting_failure_is_posted_when_new_then_per_reminder_and_when_it_clea
     )
     assert cleared.startswith(":large_green_circle: Sensor contact_enrichment_sensor no longer")
     assert len(set(texts)) == 4
+
+
+def test_a_check_failing_again_alike_is_not_posted_again_and_its_pass_is(
+    slack: SlackReceiver, tmp_path: Path
+) -> None:
+    """The same late day evaluated three times (its count changing) is one post; the day
+    passing is one more; another day is its own failure."""
+    from crust_assets.definitions import build_definitions
+    from crust_assets.defs.resources import build_resources
+
+    sensors = {s.name: s for s in make_slack_alert_sensors(CHANNEL, TOKEN, slack.url)}
+    watcher = sensors["crust_slack_on_check_or_tick_failure"]
+    defs = build_definitions(
+        {**build_resources(), "data_root": DataRoot(data_dir=str(tmp_path / "data"))}
+    )
+    repo_def = defs.get_repository_def()
+    check = dg.AssetCheckKey(dg.AssetKey("enriched_contacts"), "enriched_contacts_on_time")
+
+    def evaluate(day: str, late: str | None) -> None:
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=check.asset_key,
+                check_name=check.name,
+                passed=late is None,
+                metadata={"partition": day},
+                description=late,
+            )
+        )
+        watcher(dg.build_sensor_context(instance=instance, repository_def=repo_def))
+
+    with dg.instance_for_test() as instance:
+        watcher(dg.build_sensor_context(instance=instance, repository_def=repo_def))
+        for done in (0, 1, 2):
+            evaluate("2026-12-01", f"enriched_contacts[2026-12-01] is late: {done} of 3 jobs done")
+        evaluate("2026-12-02", "enriched_contacts[2026-12-02] is late: no input file")
+        evaluate("2026-12-01", None)
+
+    texts = [post["text"] for post in slack.posts]
+    assert len(texts) == 3, texts
+    assert texts[0].endswith("is late: 0 of 3 jobs done")
+    assert "[2026-12-02] failed" in texts[1]
+    assert texts[2].startswith(
+        ":large_green_circle: Check enriched_contacts_on_time of enriched_contacts[2026-12-01] "
+        "no longer failing"
+    )

@@ -89,6 +89,7 @@ def check_outcomes(
                 run = instance.get_run_by_id(record.run_id)
                 if run is not None and not run.is_finished:
                     break  # its outcome is not known yet: read it on a later tick
+                continue  # its run ended without evaluating it: neither failed nor passed
             yield _check_outcome(key, record, record.status == Status.FAILED, secrets)
 
 
@@ -164,7 +165,7 @@ def post_new(
     _note_history(context.instance, keys, state.setdefault("checks", {}))
     standing = rules.from_json(state.get("standing", {}))
     outcomes = [
-        *check_outcomes(context.instance, keys, state.get("checks", {}), secrets),
+        *check_outcomes(context.instance, keys, state["checks"], secrets),
         *tick_outcomes(context.instance, float(state.get("tick_after", 0.0)), secrets),
     ]
     posted = 0
@@ -177,10 +178,13 @@ def post_new(
             standing = standing_after
             kind, name, mark = outcome.mark
             if kind == "checks":
-                state.setdefault("checks", {})[name] = mark
+                state["checks"][name] = mark
             else:
                 state["tick_after"] = mark
-    finally:
+            if decided is not None:
+                state["standing"] = rules.to_json(standing)
+                save_state(context, sensor, state)
+    finally:  # also what a Slack error leaves: everything before the post that failed
         state["standing"] = rules.to_json(standing)
         save_state(context, sensor, state)
     return posted
