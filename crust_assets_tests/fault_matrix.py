@@ -390,7 +390,7 @@ def s_active_job_limit(world: World) -> None:
         for i in range(3):
             client.submit(make_urls(f"{EXTERNAL_PREFIX}{i}", 1), FIELDS)
     drive(world)
-    deferred = events(world, "2026-11-02", EventName.DEFERRED)
+    deferred = events(world, "2026-11-02", EventName.JOB_DEFERRED)
     expect(bool(deferred), "the sensor never met the 5-active-jobs limit")
     expect(all("5 active jobs" in str(e.get("message")) for e in deferred), "wrong defer reason")
     world.notes.append(f"{len(deferred)} deferred by the 5-job limit")
@@ -444,8 +444,10 @@ def s_lost_submit_reconciled(world: World) -> None:
     world.pipeline.plan("2026-11-07")
     world.admin.set_faults(delay_next_submits=1, submit_delay_seconds=8.0)  # > 5 s read timeout
     drive(world, runs=2)
-    unconfirmed = events(world, "2026-11-07", EventName.SUBMISSION_UNCONFIRMED)
-    confirmed = [e for e in events(world, "2026-11-07", EventName.SUBMITTED) if e.get("reconciled")]
+    unconfirmed = events(world, "2026-11-07", EventName.JOB_SUBMISSION_UNCONFIRMED)
+    confirmed = [
+        e for e in events(world, "2026-11-07", EventName.JOB_SUBMITTED) if e.get("reconciled")
+    ]
     expect(bool(unconfirmed), "the submit answer was not lost")
     expect(len(confirmed) == 1, "the lost submit was not confirmed through GET /batch")
 
@@ -641,7 +643,7 @@ def s_tick_killed_mid_submit(world: World) -> None:
     sigkill(process)
     world.texts.append((world.root / "child-tick.log").read_text(errors="replace"))
     drive(world)  # from the cursor the dead tick never saved
-    confirmed = [e for e in events(world, date, EventName.SUBMITTED) if e.get("reconciled")]
+    confirmed = [e for e in events(world, date, EventName.JOB_SUBMITTED) if e.get("reconciled")]
     expect(len(confirmed) == 1, "the in-flight submit was not reconciled")
 
 

@@ -335,11 +335,12 @@ def test_queue_counts_a_job_of_erased_people_done_and_keeps_each_jobs_sent_count
     state.add_plan(plan)
     event = {"date": FIRST, "plan_id": "p1"}
     state.apply(
-        parse_event({**event, "event": EventName.SUBMITTING, "job_index": 0, "url_count": 299}), 1.0
+        parse_event({**event, "event": EventName.JOB_SUBMITTING, "job_index": 0, "url_count": 299}),
+        1.0,
     )
     state.apply(
         parse_event(
-            {**event, "event": EventName.NOT_SUBMITTED_ERASED, "job_index": 1, "url_count": 0}
+            {**event, "event": EventName.JOB_NOT_SUBMITTED_ERASED, "job_index": 1, "url_count": 0}
         ),
         2.0,
     )

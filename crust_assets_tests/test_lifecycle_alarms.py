@@ -138,9 +138,9 @@ def test_out_of_credits_fails_one_tick_then_is_reported(error: CrustdataError) -
     log.submit(0, accepted())
     log.submit(1, error)
     found = alarms.alarms(log.ledger, T0 + 1, SETTINGS)
-    assert [a.kind for a in found] == [AlarmKind.OUT_OF_CREDITS]
+    assert [a.kind for a in found] == [AlarmKind.CREDITS_EXHAUSTED]
     assert "Add credits" in found[0].text and str(error) in found[0].text
-    assert log.kinds(T0 + 1, log.replayed()) == [AlarmKind.OUT_OF_CREDITS]
+    assert log.kinds(T0 + 1, log.replayed()) == [AlarmKind.CREDITS_EXHAUSTED]
     log.record(alarms.reported(found))  # what the failing tick records before it raises
     assert log.kinds(T0 + 2) == log.kinds(T0 + 2, log.replayed()) == []
 

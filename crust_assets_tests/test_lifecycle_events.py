@@ -62,8 +62,8 @@ def test_each_kind_reads_and_writes_the_same_metadata(written: dict[str, object]
 
 def test_names_are_the_values_always_written() -> None:
     assert {str(name) for name in EventName} == {str(m["event"]) for m in WRITTEN_BEFORE}
-    assert EventName.SUBMISSION_UNCONFIRMED == "job_submission_unconfirmed"
-    assert EventName.NOT_SUBMITTED_ERASED == "job_not_submitted_erased"
+    assert EventName.JOB_SUBMISSION_UNCONFIRMED == "job_submission_unconfirmed"
+    assert EventName.JOB_NOT_SUBMITTED_ERASED == "job_not_submitted_erased"
     assert EventName.JOBS_NOT_SUBMITTED == "jobs_not_submitted"
 
 

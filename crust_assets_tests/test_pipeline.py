@@ -89,7 +89,7 @@ def test_partition_end_to_end_matches_the_api_row_for_row(
 
     # The UI shows every job's id and status on contact_enrichment_batch[date].
     events = pipeline.observations(DATE)
-    completed = [e for e in events if e["event"] == EventName.COMPLETED]
+    completed = [e for e in events if e["event"] == EventName.JOB_COMPLETED]
     assert sorted(e["job_index"] for e in completed) == [0, 1, 2]
     assert {e["batch_id"] for e in completed} == {
         s["batch_id"] for s in emulator.admin.submissions()
@@ -118,7 +118,7 @@ def test_large_partition_runs_in_rounds_of_at_most_five_jobs(
     assert run.success
     assert pipeline.max_slot_holders_seen <= 5
     assert len(pipeline.table(DATE)) == 1_650
-    deferred = [e for e in pipeline.observations(DATE) if e["event"] == EventName.DEFERRED]
+    deferred = [e for e in pipeline.observations(DATE) if e["event"] == EventName.JOB_DEFERRED]
     assert deferred == []  # the sensor never hit the API's 5-job limit
     assert set(submitted_url_counts(emulator).values()) == {1}
 
@@ -209,7 +209,7 @@ def test_failed_job_is_resubmitted_after_cooldown(
     assert submissions[0]["urls_sha256"] == submissions[1]["urls_sha256"]
     assert submissions[0]["credits_billed"] == 0
     events = [e["event"] for e in pipeline.observations(DATE)]
-    assert events.count(EventName.FAILED) == 1 and events.count(EventName.SUBMITTED) == 2
+    assert events.count(EventName.JOB_FAILED) == 1 and events.count(EventName.JOB_SUBMITTED) == 2
 
 
 def test_job_failing_every_attempt_fails_the_partition_with_the_api_message(

@@ -125,7 +125,7 @@ def _dagster_timings(
         detected = {
             str(values["batch_id"]): record.timestamp
             for record, values in iter_job_events(instance)
-            if values.get("event") == EventName.COMPLETED and values.get("batch_id")
+            if values.get("event") == EventName.JOB_COMPLETED and values.get("batch_id")
         }
         runs: dict[str, tuple[float, float, float]] = {}
         for record in instance.get_run_records(

@@ -33,7 +33,7 @@ MAX_ALARMS_NAMED = 5
 class AlarmKind(StrEnum):
     KEY_REFUSED = "key_refused"
     NO_ACCESS = "no_access"
-    OUT_OF_CREDITS = "credits_exhausted"
+    CREDITS_EXHAUSTED = "credits_exhausted"
     API_UNREACHABLE = "api_unreachable"
     PLAN_FAILED = "plan_failed"
     PLAN_WAITING = "plan_waiting"
@@ -159,7 +159,7 @@ def _one_off(alert: PendingAlert) -> Alarm:
             "credits, then re-materialise contact_enrichment_batch for each day reported "
             "failed: only URLs not enriched yet are submitted."
         )
-        return Alarm(AlarmKind.OUT_OF_CREDITS, text, alert)
+        return Alarm(AlarmKind.CREDITS_EXHAUSTED, text, alert)
     text = (
         f"{alert.date}: plan {alert.plan_id} failed: {alert.message}. The delivered rows are "
         f"loaded and enriched_contacts[{alert.date}]'s check one_row_per_submitted_url fails "

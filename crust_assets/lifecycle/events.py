@@ -18,16 +18,19 @@ from typing import ClassVar
 class EventName(StrEnum):
     """The `event` metadata values; never renamed, or old logs would stop loading."""
 
-    SUBMITTING = "job_submitting"  # intent, written before the POST: a crash after it is looked up
-    SUBMITTED = "job_submitted"
-    PROCESSING = "job_processing"
-    COMPLETED = "job_completed"
-    FAILED = "job_failed"  # the API said failed; retried after a cool-down while attempts remain
-    DEFERRED = "job_deferred"  # not accepted (no slot, API trouble): back in the queue, not billed
-    SUBMISSION_UNCONFIRMED = "job_submission_unconfirmed"  # sent, no answer, not found (yet)
-    ABANDONED = "job_abandoned"  # given up: attempts exhausted, refused, or unconfirmable
+    # The intent, written before the POST: a crash after it is looked up.
+    JOB_SUBMITTING = "job_submitting"
+    JOB_SUBMITTED = "job_submitted"
+    JOB_PROCESSING = "job_processing"
+    JOB_COMPLETED = "job_completed"
+    # The API said failed; retried after a cool-down while attempts remain.
+    JOB_FAILED = "job_failed"
+    # Not accepted (no slot, API trouble): back in the queue, not billed.
+    JOB_DEFERRED = "job_deferred"
+    JOB_SUBMISSION_UNCONFIRMED = "job_submission_unconfirmed"  # sent, no answer, not found (yet)
+    JOB_ABANDONED = "job_abandoned"  # given up: attempts exhausted, refused, or unconfirmable
     # Every URL of the job was erased before it was sent: done, nothing to buy or deliver.
-    NOT_SUBMITTED_ERASED = "job_not_submitted_erased"
+    JOB_NOT_SUBMITTED_ERASED = "job_not_submitted_erased"
     JOBS_NOT_SUBMITTED = "jobs_not_submitted"  # e.g. credits ran out: jobs >= first_job_index
     PLAN_COMPLETED = "plan_completed"
     PLAN_FAILED = "plan_failed"
@@ -82,7 +85,7 @@ class JobEvent(PlanEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class JobSubmitting(JobEvent):
-    NAME = EventName.SUBMITTING
+    NAME = EventName.JOB_SUBMITTING
     window_start: float | None = None
     url_count: int | None = None
     erased_not_submitted: int | None = None
@@ -90,7 +93,7 @@ class JobSubmitting(JobEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class JobSubmitted(JobEvent):
-    NAME = EventName.SUBMITTED
+    NAME = EventName.JOB_SUBMITTED
     batch_id: str | None = None
     status: str | None = None  # the API's own status of the job
     url_count: int | None = None
@@ -99,14 +102,14 @@ class JobSubmitted(JobEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class JobProcessing(JobEvent):
-    NAME = EventName.PROCESSING
+    NAME = EventName.JOB_PROCESSING
     batch_id: str | None = None
     status: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class JobCompleted(JobEvent):
-    NAME = EventName.COMPLETED
+    NAME = EventName.JOB_COMPLETED
     batch_id: str | None = None
     status: str | None = None
     result_count: int | None = None
@@ -116,7 +119,7 @@ class JobCompleted(JobEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class JobFailed(JobEvent):
-    NAME = EventName.FAILED
+    NAME = EventName.JOB_FAILED
     batch_id: str | None = None
     status: str | None = None
     message: str | None = None
@@ -125,27 +128,27 @@ class JobFailed(JobEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class JobDeferred(JobEvent):
-    NAME = EventName.DEFERRED
+    NAME = EventName.JOB_DEFERRED
     message: str | None = None
     retry_at: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class JobSubmissionUnconfirmed(JobEvent):
-    NAME = EventName.SUBMISSION_UNCONFIRMED
+    NAME = EventName.JOB_SUBMISSION_UNCONFIRMED
     reconcile_tries: int | None = None
     message: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class JobAbandoned(JobEvent):
-    NAME = EventName.ABANDONED
+    NAME = EventName.JOB_ABANDONED
     message: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class JobNotSubmittedErased(JobEvent):
-    NAME = EventName.NOT_SUBMITTED_ERASED
+    NAME = EventName.JOB_NOT_SUBMITTED_ERASED
     url_count: int | None = None
     erased_not_submitted: int | None = None
 
