@@ -8,6 +8,7 @@ failed one does (Dagster keeps no cursor of a failed tick), and expects the same
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pytest
 
@@ -141,7 +142,7 @@ def test_out_of_credits_fails_one_tick_then_is_reported(error: CrustdataError) -
     assert [a.kind for a in found] == [AlarmKind.CREDITS_EXHAUSTED]
     assert "Add credits" in found[0].text and str(error) in found[0].text
     assert log.kinds(T0 + 1, log.replayed()) == [AlarmKind.CREDITS_EXHAUSTED]
-    log.record(alarms.reported(found))  # what the failing tick records before it raises
+    log.record(alarms.reported(found, SETTINGS))  # what the failing tick records before it raises
     assert log.kinds(T0 + 2) == log.kinds(T0 + 2, log.replayed()) == []
 
 
@@ -191,8 +192,20 @@ def test_a_failed_plan_fails_one_tick_and_names_the_check() -> None:
     assert "one_row_per_submitted_url" in alarm.text and f"contact_enrichment_batch[{DAY}]" in (
         alarm.text
     )
-    raised = alarms.reported([alarm])
+    raised = alarms.reported([alarm], SETTINGS)
     assert [(e.alert, e.date, e.plan_id) for e in raised] == [("plan_failed", DAY, "p1")]
+    # A copy's texts name its own asset and sensor (the executor passes them in).
+    copy = replace(
+        SETTINGS,
+        batch_asset="sales/contact_enrichment_batch",
+        contacts_asset="sales/enriched_contacts",
+        submitter_sensor="sales_contact_enrichment_sensor",
+    )
+    [named] = alarms.alarms(log.ledger, T0, copy)
+    assert f"sales/contact_enrichment_batch[{DAY}]" in named.text
+    assert f"sales/enriched_contacts[{DAY}]" in named.text
+    [event] = alarms.reported([named], copy)
+    assert "failed tick of sales_contact_enrichment_sensor" in event.description
     log.record(raised)
     assert log.kinds(T0) == log.kinds(T0, log.replayed()) == []
     # The pending alert survives the cursor (a tick that requested runs reports it next).

@@ -162,7 +162,7 @@ def test_out_of_credits_stops_submitting_and_reports_unsent_jobs(error: Crustdat
     submit(ledger, next_submit(ledger, T0), accepted(1), T0)  # job 0 runs
     result = submit(ledger, next_submit(ledger, T0), error, T0)  # type: ignore[arg-type]
     assert result.stop and result.credits_exhausted == str(error)
-    record(ledger, answers.credits_exhausted(ledger, str(error)), T0)
+    record(ledger, answers.credits_exhausted(ledger, str(error), SETTINGS), T0)
     plan = ledger.plans[f"{DAY}/p1"]
     assert job(ledger, 0).state == JobState.ACTIVE  # running jobs still deliver
     assert job(ledger, 1).state == JobState.ABANDONED

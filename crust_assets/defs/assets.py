@@ -1,7 +1,7 @@
 """The pipeline's assets: URL list -> enqueued jobs -> enriched contacts -> coverage and latest.
 
 No asset here submits a job: `contact_enrichment_batch` only plans and enqueues, and the
-`contact_enrichment_sensor` submits (see sensors.py). All I/O is explicit Parquet under the data
+`contact_enrichment_sensor` submits (see submitter.py). All I/O is explicit Parquet under the data
 root, written atomically with the contract schema; Dagster keeps lineage and metadata.
 """
 

@@ -14,6 +14,7 @@ runs reports its alarms on the next one, and everything the next tick needs is i
 import functools
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 import dagster as dg
@@ -30,6 +31,7 @@ from crust_assets.lifecycle import alarms, answers, decide
 from crust_assets.lifecycle.events import PlanEvent
 from crust_assets.lifecycle.ledger import Ledger, PlanState
 from crust_assets.lifecycle.settings import SENSOR_CALL_TIMEOUT_SECONDS
+from crust_assets.names import current
 
 T = TypeVar("T")
 
@@ -55,7 +57,13 @@ class SubmitterTick:
     ) -> None:
         self.context, self.instance, self.client = context, context.instance, client
         self.webhook_url, self.layout, self.clock = settings.webhook_url, data_root.layout(), clock
-        self.rules = settings.lifecycle_settings(call_timeout)
+        names = current()  # the texts name this copy's assets and sensor
+        self.rules = replace(
+            settings.lifecycle_settings(call_timeout),
+            batch_asset=names.batch_key.to_user_string(),
+            contacts_asset=names.contacts_key.to_user_string(),
+            submitter_sensor=names.submitter_sensor,
+        )
         self.deadline = clock() + settings.tick_budget_seconds
         self.ledger = Ledger.from_cursor(context.cursor)
         self.calls, self.notes, self.run_requests = 0, list[str](), list[dg.RunRequest]()
@@ -96,7 +104,8 @@ class SubmitterTick:
             skip_reason=None if self.run_requests else summary,
         )
         if found and not self.run_requests:
-            self._record(*alarms.reported(found))  # first the log: a one-off fails one tick
+            # First the log: a one-off fails one tick.
+            self._record(*alarms.reported(found, self.rules))
             raise SubmitterAlarm(alarms.message(found))
         return result
 

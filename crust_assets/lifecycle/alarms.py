@@ -50,7 +50,7 @@ def alarms(ledger: Ledger, now: float, settings: LifecycleSettings) -> list[Alar
     """Everything alarming at `now`, the conditions first."""
     found = _paused(ledger, now) + _api_down(ledger, now, settings)
     found += [a for p in ledger.plans.values() if (a := plan_waiting(ledger, p, now, settings))]
-    return found + [_one_off(alert) for alert in ledger.alerts.values()]
+    return found + [_one_off(alert, settings) for alert in ledger.alerts.values()]
 
 
 def message(found: list[Alarm]) -> str:
@@ -61,14 +61,14 @@ def message(found: list[Alarm]) -> str:
     return "\n".join(lines)
 
 
-def reported(found: list[Alarm]) -> list[ev.AlertRaised]:
+def reported(found: list[Alarm], settings: LifecycleSettings) -> list[ev.AlertRaised]:
     """The events that mark the one-off facts as reported, recorded before the tick fails."""
     return [
         ev.AlertRaised(
             date=a.pending.date,
             plan_id=a.pending.plan_id,
             alert=a.pending.kind,
-            description=f"reported by a failed tick of contact_enrichment_sensor: {a.text}",
+            description=f"reported by a failed tick of {settings.submitter_sensor}: {a.text}",
         )
         for a in found
         if a.pending is not None
@@ -137,7 +137,7 @@ def plan_waiting(
             f"{head} for its jobs: {plan.done} of {plan.job_count} done, {active} submitted, "
             f"{queued} queued. The sensor keeps submitting and polling: look for the reason "
             "above or in the tick log, and at the jobs in your Crustdata account. To give up "
-            f"on it, materialise contact_enrichment_batch[{plan.date}] with config "
+            f"on it, materialise {settings.batch_asset}[{plan.date}] with config "
             "replace_unfinished_plan: true (its running jobs are still billed)."
         )
         return Alarm(AlarmKind.PLAN_WAITING, text)
@@ -151,19 +151,19 @@ def plan_waiting(
     return None
 
 
-def _one_off(alert: PendingAlert) -> Alarm:
+def _one_off(alert: PendingAlert, settings: LifecycleSettings) -> Alarm:
     if alert.kind == ev.EventName.CREDITS_EXHAUSTED:
         text = (
             f"{alert.date}: the Crustdata account is out of credits ({alert.message}). Jobs not "
             "yet accepted were given up; running jobs still deliver and are loaded. Add "
-            "credits, then re-materialise contact_enrichment_batch for each day reported "
+            f"credits, then re-materialise {settings.batch_asset} for each day reported "
             "failed: only URLs not enriched yet are submitted."
         )
         return Alarm(AlarmKind.CREDITS_EXHAUSTED, text, alert)
     text = (
         f"{alert.date}: plan {alert.plan_id} failed: {alert.message}. The delivered rows are "
-        f"loaded and enriched_contacts[{alert.date}]'s check one_row_per_submitted_url fails "
-        f"for the rest. Re-materialise contact_enrichment_batch[{alert.date}]: only the "
+        f"loaded and {settings.contacts_asset}[{alert.date}]'s check one_row_per_submitted_url "
+        f"fails for the rest. Re-materialise {settings.batch_asset}[{alert.date}]: only the "
         "missing URLs are submitted."
     )
     return Alarm(AlarmKind.PLAN_FAILED, text, alert)

@@ -123,11 +123,13 @@ def abandoned(plan: PlanState, job: Job, description: str, message: str) -> ev.J
     return ev.JobAbandoned(**job_fields(plan, job), message=message, description=description)
 
 
-def credits_exhausted(ledger: Ledger, error: str) -> list[ev.PlanEvent]:
+def credits_exhausted(
+    ledger: Ledger, error: str, settings: LifecycleSettings
+) -> list[ev.PlanEvent]:
     """Stop spending: give up every job not yet accepted; running jobs still deliver."""
     message = (
         f"not submitted: the account ran out of credits ({error}). Delivered jobs are kept; "
-        "add credits, then re-materialise contact_enrichment_batch for this date: only URLs "
+        f"add credits, then re-materialise {settings.batch_asset} for this date: only URLs "
         "not enriched yet will be submitted"
     )
     given_up: list[ev.PlanEvent] = []
@@ -184,7 +186,7 @@ def consequences(
                 date=plan.date, plan_id=plan.plan_id, message=error, description=text
             )
         )
-        found += credits_exhausted(ledger, error)
+        found += credits_exhausted(ledger, error, settings)
         notes.append(text)
     return Answer(tuple(found), tuple(notes))
 
@@ -348,7 +350,7 @@ def _looked_up(
             f"its submit got no answer and no job in GET /batch matches it "
             f"({plan.sent_size(job)} URLs, sent at {sent_from.isoformat()}); not resubmitted, "
             "so as not to pay twice. Check the account's jobs, then re-materialise "
-            "contact_enrichment_batch for this date"
+            f"{settings.batch_asset} for this date"
         )
     else:
         return ev.JobSubmissionUnconfirmed(

@@ -190,7 +190,8 @@ def _plan_endings(ledger: Ledger, now: float, settings: LifecycleSettings) -> li
     actions: list[Action] = []
     for plan in ledger.open_plans():
         if plan.done == plan.job_count:
-            text = f"{plan.date}: all {plan.job_count} jobs completed; loading enriched_contacts"
+            text = f"{plan.date}: all {plan.job_count} jobs completed; loading "
+            text += settings.contacts_asset
             completed = ev.PlanCompleted(date=plan.date, plan_id=plan.plan_id, description=text)
             actions.append(Record((completed,)))
         elif plan.settled:
@@ -252,13 +253,15 @@ def settle_load(
         note = f"{text} loaded" if attempt > 1 else None
         return [SetLoadState(plan.key, LoadState.LOADED, attempt, note)]
     if run.status == LoadRunStatus.CANCELED:
-        return [give_up(plan, attempt, f"{run.reason}; a person stopped it, so it is not retried")]
+        stopped = f"{run.reason}; a person stopped it, so it is not retried"
+        return [give_up(plan, attempt, stopped, settings)]
     policy = settings.load_policy
     failed_at = run.ended_at or now
     decision = decide_load_retry(attempt, failed_at, now, policy)
     if decision.action == LoadAction.GIVE_UP:
         failed = load_failed(plan, attempt, run.reason, failed_at, None, settings)
-        quit_ = give_up(plan, attempt, f"failed {attempt} times; last error: {run.reason}")
+        message = f"failed {attempt} times; last error: {run.reason}"
+        quit_ = give_up(plan, attempt, message, settings)
         return [Record(failed.events + quit_.events, failed.notes + quit_.notes)]
     retry_at = failed_at + policy.backoff(attempt)
     actions: list[Action] = [load_failed(plan, attempt, run.reason, failed_at, retry_at, settings)]
@@ -278,7 +281,7 @@ def retry_when_due(plan: PlanState, now: float, settings: LifecycleSettings) -> 
     why = short_reason(plan.load_error or "unknown error", 120)
     if decision.action == LoadAction.GIVE_UP:  # the limit was lowered meanwhile
         message = f"failed {plan.load_attempt} times; last error: {why}"
-        return [give_up(plan, plan.load_attempt, message)]
+        return [give_up(plan, plan.load_attempt, message, settings)]
     return [
         Note(
             f"{plan.date}: load attempt {plan.load_attempt} failed ({why}); attempt "
@@ -290,7 +293,7 @@ def retry_when_due(plan: PlanState, now: float, settings: LifecycleSettings) -> 
 def request_load(
     plan: PlanState, attempt: int, settings: LifecycleSettings, last_error: str | None = None
 ) -> RequestLoad:
-    text = f"{plan.date}: loading enriched_contacts, attempt {attempt} of "
+    text = f"{plan.date}: loading {settings.contacts_asset}, attempt {attempt} of "
     text += f"{settings.load_policy.max_attempts}"
     if attempt > 1 and last_error:
         text += f" (attempt {attempt - 1} failed: {short_reason(last_error, 120)})"
@@ -327,10 +330,10 @@ def load_failed(
     return Record((event,), (text,))
 
 
-def give_up(plan: PlanState, attempt: int, message: str) -> Record:
+def give_up(plan: PlanState, attempt: int, message: str, settings: LifecycleSettings) -> Record:
     text = (
         f"{plan.date}: load given up after attempt {attempt}: "
-        f"{short_reason(message)}. Materialise enriched_contacts[{plan.date}] to load it."
+        f"{short_reason(message)}. Materialise {settings.contacts_asset}[{plan.date}] to load it."
     )
     event = ev.LoadGivenUp(
         date=plan.date,

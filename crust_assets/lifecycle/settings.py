@@ -45,3 +45,8 @@ class LifecycleSettings:
     load_policy: LoadRetryPolicy = field(default_factory=LoadRetryPolicy)
     api_down_alert_minutes: float = API_DOWN_ALERT_MINUTES
     plan_wait_alert_hours: float = PLAN_WAIT_ALERT_HOURS
+    # The running copy's names, for the texts that say what to materialise or watch (the
+    # executor fills them from crust_assets.names; the core has no Dagster to ask).
+    batch_asset: str = "contact_enrichment_batch"
+    contacts_asset: str = "enriched_contacts"
+    submitter_sensor: str = "contact_enrichment_sensor"
