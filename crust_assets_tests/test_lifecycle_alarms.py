@@ -146,6 +146,19 @@ def test_out_of_credits_fails_one_tick_then_is_reported(error: CrustdataError) -
     assert log.kinds(T0 + 2) == log.kinds(T0 + 2, log.replayed()) == []
 
 
+def test_credits_exhausted_is_news_for_a_new_cursor_but_an_old_plan_failure_is_history() -> None:
+    """The very first tick recorded credits_exhausted and died before reporting it: the next
+    tick, on a new cursor too, still fails with it; a plan failure in the log is history."""
+    log = Log(jobs=3)
+    log.submit(0, accepted())
+    log.submit(1, InsufficientCreditsError("402 no credits"))
+    log.record([ev.PlanFailed(date=DAY, plan_id="p1", message="an older version's failure")])
+    fresh = log.replayed()
+    assert sorted(log.kinds(T0 + 1, fresh)) == [AlarmKind.CREDITS_EXHAUSTED, AlarmKind.PLAN_FAILED]
+    fresh.plan_failures_as_history()
+    assert log.kinds(T0 + 1, fresh) == [AlarmKind.CREDITS_EXHAUSTED]
+
+
 # ---- the API unreachable: since when, durably -------------------------------------------------
 @pytest.mark.parametrize("error", [TransportError("connection refused"), ServerError("503")])
 def test_an_unreachable_api_fails_ticks_after_the_bound_while_there_is_work(
@@ -261,3 +274,19 @@ def test_the_cursor_keeps_the_pause_cause_and_the_down_time_and_reads_older_ones
     old = Ledger.from_cursor(older)
     assert old.pause_cause is None and old.key_refused(999.0) and old.alerts == {}
     assert [a.kind for a in alarms.alarms(old, 999.0, SETTINGS)] == [AlarmKind.KEY_REFUSED]
+
+
+# ---- a tick that requests runs ----------------------------------------------------------------
+def test_a_first_load_request_holds_alarms_back_but_re_requests_do_not() -> None:
+    log = Log(jobs=1)
+    log.record([ev.PlanFailed(date=DAY, plan_id="p1", message="boom")])
+    found = alarms.alarms(log.ledger, T0, SETTINGS)
+    first = decide.request_load(log.plan, 1, SETTINGS)
+    again = decide.RequestLoad(log.plan.key, 1, None, "load attempt 1 requested again")
+    assert first.event is not None
+    assert not alarms.tick_fails(found, [first])  # reported by the next tick
+    assert not alarms.tick_fails(found, [again, first])
+    # A run that stays missing is requested again every tick: the alarms are not held back.
+    assert alarms.tick_fails(found, [again])
+    assert alarms.tick_fails(found, [])
+    assert not alarms.tick_fails([], [again])

@@ -67,6 +67,7 @@ class SubmitterTick:
         self.deadline = clock() + settings.tick_budget_seconds
         self.ledger = Ledger.from_cursor(context.cursor)
         self.calls, self.notes, self.run_requests = 0, list[str](), list[dg.RunRequest]()
+        self.load_requests: list[decide.RequestLoad] = []
         self.urls = JobUrls(self.layout, settings.allow_reenrich_erased)
         # A failed run's text goes into events and the summary: the key and token stay out.
         self.scrubber = SecretScrubber(settings.webhook_url, *secrets)
@@ -78,8 +79,8 @@ class SubmitterTick:
         superseding = log.discover_plans(self.instance, self.ledger, loaded)
         log.replay_events(self.instance, self.ledger)
         self._record(*self.ledger.not_superseded_yet(superseding))
-        if not self.context.cursor:  # a new cursor: the failures already in the log are history
-            self.ledger.alerts.clear()
+        if not self.context.cursor:
+            self.ledger.plan_failures_as_history()
         now = self.clock()
         due = poll_due(self.layout, self.ledger, self.webhook_url, now, self.notes)
         facts = self.ledger.start_tick(now, self.deadline, due)
@@ -91,7 +92,8 @@ class SubmitterTick:
                 self._act(action)
             facts.finished |= step.finishes
         found = alarms.alarms(self.ledger, self.clock(), self.rules)
-        if found and self.run_requests:  # a failed tick's run requests would be dropped
+        fails = alarms.tick_fails(found, self.load_requests)
+        if found and not fails:  # a failed tick's run requests would be dropped
             self.notes.append(f"{len(found)} alarms, reported by the next tick")
         summary = decide.summary(self.ledger, self.calls, self.notes)
         latest = log.latest_observation_storage_id(self.instance)
@@ -103,7 +105,7 @@ class SubmitterTick:
             cursor=self.ledger.to_cursor(),
             skip_reason=None if self.run_requests else summary,
         )
-        if found and not self.run_requests:
+        if fails:
             # First the log: a one-off fails one tick.
             self._record(*alarms.reported(found, self.rules))
             raise SubmitterAlarm(alarms.message(found))
@@ -143,6 +145,7 @@ class SubmitterTick:
                 self._record(*([event] if event else []))
                 self.notes.extend([note] if note else [])
                 self.run_requests.append(load_run_request(plans[key], attempt))
+                self.load_requests.append(action)
 
     def _call(self, call: Callable[[], T]) -> T | CrustdataError:
         """One API call: its answer, or the client's error as a value."""

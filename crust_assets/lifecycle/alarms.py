@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 
 from crust_assets.lifecycle import events as ev
+from crust_assets.lifecycle.decide import RequestLoad
 from crust_assets.lifecycle.ledger import SLOT_STATES, Ledger, PendingAlert, PlanState
 from crust_assets.lifecycle.settings import LifecycleSettings
 
@@ -51,6 +52,14 @@ def alarms(ledger: Ledger, now: float, settings: LifecycleSettings) -> list[Alar
     found = _paused(ledger, now) + _api_down(ledger, now, settings)
     found += [a for p in ledger.plans.values() if (a := plan_waiting(ledger, p, now, settings))]
     return found + [_one_off(alert, settings) for alert in ledger.alerts.values()]
+
+
+def tick_fails(found: list[Alarm], requests: list[RequestLoad]) -> bool:
+    """Whether the tick fails with `found`. Dagster drops a failed tick's run requests, so a
+    tick that requests a load for the first time reports its alarms on the next tick instead;
+    a load requested again (its run is not there yet) has a run key the daemon has seen and
+    skips anyway, so such a tick fails: a run that stays missing cannot hide every alarm."""
+    return bool(found) and all(request.event is None for request in requests)
 
 
 def message(found: list[Alarm]) -> str:

@@ -402,6 +402,14 @@ class Ledger:
             plan.outcome = Outcome.COMPLETED
         return superseded
 
+    def plan_failures_as_history(self) -> None:
+        """For a new cursor, which folds the whole log: the plan failures in it are history
+        (versions before the alarms recorded them and no alert_raised). An unreported
+        credits_exhausted is still news: only versions that report it write it, so it stays
+        even when the first tick died before reporting it."""
+        failed = str(ev.EventName.PLAN_FAILED)
+        self.alerts = {key: a for key, a in self.alerts.items() if a.kind != failed}
+
     def forget_finished(self) -> None:
         """Drop plans whose outcome is settled and whose load is not pending (a plan still
         waiting for its lenders has had no run requested, and a plan whose load run is
