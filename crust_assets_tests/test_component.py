@@ -45,6 +45,11 @@ def test_the_empty_prefix_gives_the_names_the_code_location_always_had() -> None
     sales = Names("sales")
     assert sales.contacts_key == dg.AssetKey(["sales", "enriched_contacts"])
     assert sales.submitter_sensor == "sales_contact_enrichment_sensor"
+    assert sales.schedule == "sales_daily_contact_enrichment_schedule"
+    assert (sales.planner_pool, sales.downloads_pool) == (
+        "sales_crustdata_planner",
+        "sales_crustdata_downloads",
+    )
     assert sales.tables_io_manager == "sales_contact_tables_io_manager"
     with pytest.raises(ValueError, match="key prefix 'Sales/x'"):
         Names("Sales/x")
@@ -297,6 +302,10 @@ def test_two_copies_in_a_users_project_run_side_by_side(
     asset_keys = [key for a in assets for key in a.keys]
     check_keys = [key.asset_key for a in assets for key in a.check_keys]
     assert len(asset_keys) == 14 and len(check_keys) == 8
+    schedules = {s.name for s in defs.schedules or []}
+    assert schedules == {f"{p}_daily_contact_enrichment_schedule" for p in keys}
+    pools = {a.op.pool for a in assets} - {None}
+    assert pools == {f"{p}_crustdata_{pool}" for p in keys for pool in ("planner", "downloads")}
     assert all(key.path[0] in keys for key in [*asset_keys, *check_keys])
     assert {r for r in defs.resources or {}} == {
         f"{p}_{r}" for p in keys for r in ("crustdata", "enrichment", "data_root")
