@@ -11,7 +11,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crust_assets.names import DEFAULT_NAMES, current
+from crust_assets.names import current
 from crust_assets.table import ENRICHED_CONTACTS_SCHEMA
 
 ONE_ROW_PER_URL = "one_row_per_submitted_url"
@@ -42,9 +42,6 @@ def enriched_contacts_checks(asset: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             description="The file's Arrow schema is exactly the table contract.",
         ),
     ]
-
-
-ENRICHED_CONTACTS_CHECKS = enriched_contacts_checks(DEFAULT_NAMES.contacts_key)
 
 
 def one_row_per_url_check(

@@ -22,9 +22,6 @@ from crust_assets.defs.sensors import automation_sensor, file_sensor, submitter_
 from crust_assets.names import Names
 from crust_assets.tables_io import ContactTablesIOManager
 
-#: The resource keys of the unprefixed copy; a copy's are `<prefix>_<key>`.
-RESOURCE_KEYS = ("crustdata", "enrichment", "data_root", "contact_tables_io_manager")
-
 
 @dataclass(frozen=True)
 class PipelineOptions:
