@@ -11,6 +11,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from crust_assets.crustdata import CrustdataClient, InsufficientCreditsError, PermissionDeniedError
 from crust_assets.emulator import (
     FAULT_NAMES,
     EmulatorAdminError,
@@ -172,6 +173,26 @@ def test_dropped_and_duplicated_records(emulator: EmulatorProcess) -> None:
     assert sum(duplicated.values()) == 11 and set(duplicated) == set(urls)
     assert sorted(duplicated.values())[-1] == 2
     assert dup_doc["result_count"] == 11 and dropped_doc["result_count"] == 8
+
+
+def test_denied_contact_access_refuses_every_submit_with_a_permission_403(
+    emulator: EmulatorProcess,
+) -> None:
+    emulator.admin.set_faults(deny_contact_access=True)
+    billing = emulator.admin.billing()
+    with CrustdataClient(emulator.api_key, emulator.base_url, timeout=5.0) as client:
+        for _ in range(2):  # a flag, not a count: every submit while set
+            with pytest.raises(PermissionDeniedError) as info:
+                client.submit(profile_urls(2, "denied"), ["business_email"])
+            error = info.value
+            assert not isinstance(error, InsufficientCreditsError)  # no access, not credits
+            assert error.status_code == 403 and error.error_type == "permission_denied"
+            assert "contact enrichment" in str(error)
+        assert list(client.list_batches()) == []  # listing still works; no job was created
+        assert emulator.admin.submissions() == [] and emulator.admin.billing() == billing
+        emulator.admin.set_faults(deny_contact_access=False)
+        client.submit(profile_urls(2, "denied"), ["business_email"])
+    assert len(emulator.admin.submissions()) == 1
 
 
 def test_fault_admin_validation_and_reset(emulator: EmulatorProcess) -> None:

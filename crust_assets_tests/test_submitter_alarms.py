@@ -96,6 +96,37 @@ def test_a_refused_key_fails_every_tick_until_the_key_works(
         assert Ledger.from_cursor(sensor.cursor()).plans == {}  # loaded, done with
 
 
+def test_a_plan_without_contact_access_fails_every_tick_until_access_is_granted(
+    tmp_path: Path, emulator_factory: Callable[..., EmulatorProcess]
+) -> None:
+    emulator = emulator_factory(faults={"deny_contact_access": True})
+    urls = make_urls("alarm-access", 350)
+    data = tmp_path / "data"
+    settings = {"refusal_pause_seconds": PAUSE}
+    with daemon_sensor(
+        tmp_path, base_url=emulator.base_url, data_dir=data, settings=settings
+    ) as sensor:
+        pipeline = Pipeline(data, emulator.base_url, instance=sensor.instance)
+        pipeline.write_list(DAY, urls)
+        pipeline.plan(DAY)
+        first = failed(sensor.tick())
+        assert "Crustdata denied this key access" in first and "permission_denied" in first
+        assert "out of credits" not in first  # no access is not a credits problem
+        assert "Use a key whose plan includes batch contact enrichment" in first
+        assert sensor.cursor() is None  # the failed tick kept no cursor: the log is the truth
+        again = failed(sensor.tick())  # paused: no call, still failing
+        assert "Crustdata denied this key access" in again
+        assert emulator.log_text().count("POST /batch/person/contact/enrich 403") == 1
+        assert emulator.admin.submissions() == []  # nothing submitted, nothing billed
+        # Access is granted; after the pause the next tick submits, and the day loads with
+        # each URL sent once.
+        emulator.admin.set_faults(deny_contact_access=False)
+        time.sleep(PAUSE)
+        tick_until(sensor, lambda: loaded(sensor.instance, DAY))
+        submitted_once(emulator, urls)
+        not_failed(sensor.tick())
+
+
 def test_out_of_credits_fails_one_tick_after_the_load_is_requested(
     tmp_path: Path, emulator_factory: Callable[..., EmulatorProcess]
 ) -> None:

@@ -530,7 +530,16 @@ class Emulator:
         return body
 
     def _check_capacity(self, owner: str, now: float) -> None:
-        """Refuse a new job when credits ran out (402/403) or five are active (429)."""
+        """Refuse a new job: no contact access (403), no credits (402/403), five active (429)."""
+        if self.faults.faults.deny_contact_access:
+            raise _Rejection(
+                _error(
+                    403,
+                    "Your plan does not include access to contact enrichment",
+                    type_="permission_denied",
+                    metadata={"required_access": "contact_enrichment"},
+                )
+            )
         balance = self.store.billing()["balance"]
         if balance <= 0:
             status = (

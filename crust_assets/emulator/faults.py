@@ -73,6 +73,9 @@ class Faults:
     # webhook_url and carries it and the bearer key in error.metadata; a failed job's
     # error_message names the key and its webhook URL (built per request, never stored).
     echo_secrets: bool = False
+    # Every submit (while set) is refused 403 permission_denied, as for a plan without contact
+    # access; no job is created and nothing is billed.
+    deny_contact_access: bool = False
     # Status for "insufficient credits" (402 or 403); None = the configured default.
     insufficient_credits_status: int | None = None
     # Seed of the RNG behind error_rate and job_failure_rate; None = unseeded.
@@ -98,7 +101,7 @@ _COUNTS = {
     "duplicate_records_per_job",
     "reject_next_submits",
 }
-_FLAGS = {"flat_records", "truncate_first_downloads", "echo_secrets"}
+_FLAGS = {"flat_records", "truncate_first_downloads", "echo_secrets", "deny_contact_access"}
 FAULT_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Faults))
 
 

@@ -258,7 +258,11 @@ _DOCUMENT: dict[str, Any] = {
                     ),
                     "401": _json(_ref("Message"), "Missing or invalid API key."),
                     "402": _json(_ref("Error"), "Insufficient credits (balance <= 0)."),
-                    "403": _json(_ref("Error"), "Insufficient credits, when so configured."),
+                    "403": _json(
+                        _ref("Error"),
+                        "Insufficient credits, when so configured; or permission_denied"
+                        " (a plan without contact access).",
+                    ),
                     "429": _json(
                         _ref("Error"),
                         "5 active jobs (too_many_active_jobs, no rate-limit headers), or a"
